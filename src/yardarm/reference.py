@@ -79,6 +79,9 @@ class Reference:
         path = self.path
         if path.startswith(OFFICIAL_PREFIX) and "/" not in path[len(OFFICIAL_PREFIX) :]:
             return path[len(OFFICIAL_PREFIX) :]
+        if _split_domain(path)[0] != DEFAULT_DOMAIN:
+            # "docker.io/0.0/x" shortened to "0.0/x" would name host 0.0: keep the domain.
+            return self.name
         return path
 
     def familiar(self) -> str:
