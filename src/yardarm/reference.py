@@ -206,9 +206,11 @@ def _build(name: str, tag: str | None, digest: str | None, original: str) -> Ref
     if not name:
         raise InvalidReference(f"invalid reference format: empty repository name in {original!r}")
     domain, path = _split_domain(name)
-    if domain != DEFAULT_DOMAIN or name.startswith((DEFAULT_DOMAIN + "/", LEGACY_DOMAIN + "/")):
-        if not _DOMAIN_RE.match(domain):
-            raise InvalidReference(f"invalid registry host {domain!r} in {original!r}")
+    explicit = domain != DEFAULT_DOMAIN or name.startswith(
+        (DEFAULT_DOMAIN + "/", LEGACY_DOMAIN + "/")
+    )
+    if explicit and not _DOMAIN_RE.match(domain):
+        raise InvalidReference(f"invalid registry host {domain!r} in {original!r}")
     _check_path(path, original)
     full = f"{domain}/{path}"
     if len(full) > NAME_TOTAL_LENGTH_MAX:

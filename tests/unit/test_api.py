@@ -10,7 +10,6 @@ import pytest
 import yardarm
 from yardarm.cli import main
 
-
 PUBLIC_API = sorted(["Digest", "Reference", "YardarmError", "__version__", "parse"])
 
 
