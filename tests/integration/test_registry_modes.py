@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import http.client
+import ssl
+
 import pytest
 
 from support.registry import RunningRegistry, parse_access_line
@@ -69,3 +73,46 @@ def test_stop_ends_the_process(start_registry) -> None:  # type: ignore[no-untyp
     assert not reg.alive()
     with pytest.raises(OSError):
         reg.request("GET", "/v2/", timeout=2)
+
+
+def test_tls_registry_is_refused_without_its_ca_and_served_with_it(
+    registry_tls: RunningRegistry,
+) -> None:
+    assert registry_tls.url.startswith("https://127.0.0.1:")
+    assert registry_tls.ca_path is not None and registry_tls.ca_path.is_file()
+    default = ssl.create_default_context()  # system trust store: knows nothing of our CA
+    conn = http.client.HTTPSConnection(registry_tls.host, timeout=10, context=default)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        conn.request("GET", "/v2/")
+    conn.close()
+    assert registry_tls.request("GET", "/v2/").status == 200
+
+
+def test_tls_certificate_names_localhost_too(registry_tls: RunningRegistry) -> None:
+    ctx = registry_tls.ssl_context()
+    assert ctx is not None
+    conn = http.client.HTTPSConnection("localhost", registry_tls.port, timeout=10, context=ctx)
+    conn.request("GET", "/v2/")
+    assert conn.getresponse().status == 200
+    conn.close()
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_basic_registry_demands_credentials(registry_basic: RunningRegistry) -> None:
+    resp = registry_basic.request("GET", "/v2/")
+    assert resp.status == 401
+    assert resp.headers["www-authenticate"].startswith("Basic realm=")
+    assert set(registry_basic.users) == {"pusher", "reader"}
+    assert registry_basic.request("GET", "/v2/", headers=_basic("pusher", "wrong")).status == 401
+
+
+def test_basic_registry_lets_pusher_upload(registry_basic: RunningRegistry, repo_name: str) -> None:
+    creds = _basic("pusher", registry_basic.users["pusher"])
+    assert registry_basic.request("GET", "/v2/", headers=creds).status == 200
+    mark = registry_basic.log_mark()
+    resp = registry_basic.request("POST", f"/v2/{repo_name}/blobs/uploads/", headers=creds)
+    assert resp.status == 202
+    assert [(e.method, e.status) for e in registry_basic.access_log(mark)] == [("POST", 202)]

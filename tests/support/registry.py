@@ -34,7 +34,7 @@ TOKEN_ISSUER = "yardarm-test-issuer"
 
 # Gorilla's combined log format, which the registry writes for every request it served.
 _ACCESS_RE = re.compile(
-    r"^(?P<remote>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] "
+    r"^(?P<remote>\S+) \S+ \S+ \[(?P<time>[^\]]+)\] "
     r'"(?P<method>[A-Z]+) (?P<target>\S+) (?P<proto>[^"]+)" '
     r'(?P<status>\d{3}) (?P<size>\d+|-) "(?P<referer>[^"]*)" "(?P<agent>[^"]*)"$'
 )
@@ -53,7 +53,6 @@ class AccessEntry:
     """
 
     remote: str
-    user: str  # "-" unless basic auth named one
     time: str
     method: str
     path: str
@@ -77,7 +76,6 @@ def parse_access_line(line: str) -> AccessEntry | None:
     size = m["size"]
     return AccessEntry(
         remote=m["remote"],
-        user=m["user"],
         time=m["time"],
         method=m["method"],
         path=path,
