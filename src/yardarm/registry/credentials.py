@@ -38,6 +38,7 @@ __all__ = [
     "DOCKER_HUB_KEY",
     "Credentials",
     "config_key",
+    "credential_helper_name",
     "docker_config_dir",
     "erase_credentials",
     "lookup_credentials",
@@ -390,6 +391,13 @@ def lookup_credentials(server: str, config_dir: Path | None = None) -> Credentia
         if not creds.anonymous:
             return creds
     return Credentials()
+
+
+def credential_helper_name(server: str, config_dir: Path | None = None) -> str | None:
+    """The helper that keeps ``server``'s secrets (``desktop``, ...), None for config.json."""
+    path = _config_path(config_dir)
+    helper = _helper_for(_load_config(path), config_key(server), path)
+    return helper.name if helper is not None else None
 
 
 def store_credentials(server: str, creds: Credentials, config_dir: Path | None = None) -> None:
