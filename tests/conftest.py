@@ -79,7 +79,7 @@ def registry_token(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningRegistry]:
     """Plain HTTP + bearer tokens from `token_server`: pusher push+pull, reader pull,
-    anonymous pull on `public/...` only."""
+    anonymous pull on `public/...` only. The issuer's state is reset before every test."""
     yield from _session_registry(request, tmp_path_factory, "token")
 
 
@@ -124,6 +124,8 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     for reg in item.config.stash.get(_SESSION_REGS, []):
         if reg.stopped or not reg.alive():
             reg.restart()
+        if reg.token_server is not None:
+            reg.token_server.reset()  # lifetime, counters and injected failures are per test
     pool = item.config.stash.get(_POOL, None)
     item.stash[_MARKS] = {id(r): r.log_mark() for r in pool.registries} if pool else {}
     yield

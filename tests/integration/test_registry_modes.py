@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
 import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -116,3 +121,175 @@ def test_basic_registry_lets_pusher_upload(registry_basic: RunningRegistry, repo
     resp = registry_basic.request("POST", f"/v2/{repo_name}/blobs/uploads/", headers=creds)
     assert resp.status == 202
     assert [(e.method, e.status) for e in registry_basic.access_log(mark)] == [("POST", 202)]
+
+
+def _token(
+    reg: RunningRegistry, scopes: list[str], user: str | None = None, **extra: str
+) -> dict[str, object]:
+    assert reg.token_server is not None
+    query = urllib.parse.urlencode(
+        [("service", reg.token_server.service), *[("scope", s) for s in scopes], *extra.items()]
+    )
+    req = urllib.request.Request(f"{reg.token_server.realm}?{query}")
+    if user is not None:
+        for k, v in _basic(user, reg.users[user]).items():
+            req.add_header(k, v)
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        body: dict[str, object] = json.load(resp)
+    return body
+
+
+def _bearer(token: object) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_token_registry_challenges_with_realm_and_service(registry_token: RunningRegistry) -> None:
+    server = registry_token.token_server
+    assert server is not None
+    resp = registry_token.request("GET", "/v2/")
+    assert resp.status == 401
+    assert resp.headers["www-authenticate"] == (
+        f'Bearer realm="{server.realm}",service="{server.service}"'
+    )
+    resp = registry_token.request("POST", "/v2/t/x/blobs/uploads/")
+    assert resp.status == 401
+    assert 'scope="repository:t/x:pull,push"' in resp.headers["www-authenticate"]
+
+
+def test_token_for_pusher_allows_starting_an_upload(
+    registry_token: RunningRegistry, repo_name: str
+) -> None:
+    body = _token(registry_token, [f"repository:{repo_name}:pull,push"], "pusher")
+    assert body["token"] == body["access_token"]
+    assert body["expires_in"] == 300
+    resp = registry_token.request(
+        "POST", f"/v2/{repo_name}/blobs/uploads/", headers=_bearer(body["token"])
+    )
+    assert resp.status == 202
+    assert registry_token.token_server is not None
+    assert registry_token.token_server.requests == 1
+
+
+def test_token_for_reader_is_refused_push(registry_token: RunningRegistry, repo_name: str) -> None:
+    body = _token(registry_token, [f"repository:{repo_name}:pull,push"], "reader")
+    resp = registry_token.request(
+        "POST", f"/v2/{repo_name}/blobs/uploads/", headers=_bearer(body["token"])
+    )
+    assert resp.status in (401, 403)
+    assert b"UNAUTHORIZED" in resp.body or b"DENIED" in resp.body
+    server = registry_token.token_server
+    assert server is not None
+    (logged,) = server.log
+    assert [str(s) for s in logged.granted] == [f"repository:{repo_name}:pull"]
+    pulled = registry_token.request(
+        "GET", f"/v2/{repo_name}/tags/list", headers=_bearer(body["token"])
+    )
+    assert pulled.status == 404  # authorised; the repository just does not exist
+
+
+def test_anonymous_token_pulls_public_repositories_only(registry_token: RunningRegistry) -> None:
+    public = _token(registry_token, ["repository:public/base:pull"])
+    resp = registry_token.request(
+        "GET", "/v2/public/base/tags/list", headers=_bearer(public["token"])
+    )
+    assert resp.status == 404  # NAME_UNKNOWN: past auth
+    private = _token(registry_token, ["repository:t/private:pull"])
+    resp = registry_token.request(
+        "GET", "/v2/t/private/tags/list", headers=_bearer(private["token"])
+    )
+    assert resp.status == 401
+    push = _token(registry_token, ["repository:public/base:pull,push"])
+    resp = registry_token.request(
+        "POST", "/v2/public/base/blobs/uploads/", headers=_bearer(push["token"])
+    )
+    assert resp.status == 401
+
+
+def test_token_issuer_rejects_wrong_password(registry_token: RunningRegistry) -> None:
+    assert registry_token.token_server is not None
+    req = urllib.request.Request(f"{registry_token.token_server.realm}?scope=repository:a:pull")
+    for k, v in _basic("pusher", "not-the-password").items():
+        req.add_header(k, v)
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=10)
+    assert info.value.code == 401
+
+
+def test_expired_token_is_rejected(registry_token: RunningRegistry, repo_name: str) -> None:
+    server = registry_token.token_server
+    assert server is not None
+    server.set_lifetime(2)
+    body = _token(registry_token, [f"repository:{repo_name}:pull"], "reader")
+    assert body["expires_in"] == 2
+    path = f"/v2/{repo_name}/tags/list"
+    assert registry_token.request("GET", path, headers=_bearer(body["token"])).status == 404
+    time.sleep(2.2)
+    assert registry_token.request("GET", path, headers=_bearer(body["token"])).status == 401
+    forged = server.issue("pusher", [f"repository:{repo_name}:pull"], lifetime=-5)
+    assert registry_token.request("GET", path, headers=_bearer(forged)).status == 401
+
+
+@pytest.mark.parametrize("field", ["audience", "issuer"])
+def test_token_with_wrong_claims_is_rejected(
+    registry_token: RunningRegistry, repo_name: str, field: str
+) -> None:
+    server = registry_token.token_server
+    assert server is not None
+    scope = [f"repository:{repo_name}:pull"]
+    good = server.issue("pusher", scope)
+    bad = server.issue("pusher", scope, **{field: "someone-else"})  # type: ignore[arg-type]
+    path = f"/v2/{repo_name}/tags/list"
+    assert registry_token.request("GET", path, headers=_bearer(good)).status == 404
+    assert registry_token.request("GET", path, headers=_bearer(bad)).status == 401
+
+
+def test_refresh_token_obtains_new_access_tokens(
+    registry_token: RunningRegistry, repo_name: str
+) -> None:
+    first = _token(registry_token, [], "pusher", offline_token="true")
+    refresh = first["refresh_token"]
+    assert isinstance(refresh, str)
+    server = registry_token.token_server
+    assert server is not None
+    form = urllib.parse.urlencode(
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh,
+            "service": server.service,
+            "scope": f"repository:{repo_name}:pull,push",
+            "client_id": "test",
+        }
+    ).encode()
+    with urllib.request.urlopen(server.realm, data=form, timeout=10) as resp:
+        body = json.load(resp)
+    resp2 = registry_token.request(
+        "POST", f"/v2/{repo_name}/blobs/uploads/", headers=_bearer(body["access_token"])
+    )
+    assert resp2.status == 202
+    assert server.requests == 2
+    bogus = form.replace(refresh.encode(), b"nope")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(server.realm, data=bogus, timeout=10)
+    assert info.value.code == 401
+
+
+def test_password_grant_and_injected_failures(registry_token: RunningRegistry) -> None:
+    server = registry_token.token_server
+    assert server is not None
+    form = urllib.parse.urlencode(
+        {
+            "grant_type": "password",
+            "username": "reader",
+            "password": registry_token.users["reader"],
+            "service": server.service,
+            "scope": "repository:a/b:pull repository:c:pull,push",
+        }
+    ).encode()
+    server.fail_next(1, 503)
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(server.realm, data=form, timeout=10)
+    assert info.value.code == 503
+    with urllib.request.urlopen(server.realm, data=form, timeout=10) as resp:
+        assert "access_token" in json.load(resp)
+    assert [str(s) for s in server.log[-1].granted] == ["repository:a/b:pull", "repository:c:pull"]
+    assert server.requests == 2
