@@ -170,9 +170,13 @@ class TransportError(YardarmError):
 
     temporary = True
 
-    def __init__(self, message: str, *, method: str = "", url: str = "") -> None:
+    def __init__(
+        self, message: str, *, method: str = "", url: str = "", bytes_sent: int | None = None
+    ) -> None:
         self.method = method
         self.url = redact_url(url) if url else ""
+        #: Body bytes that left us before the failure (None when unknown or no body).
+        self.bytes_sent = bytes_sent
         where = f" ({method} {self.url})" if method and self.url else ""
         super().__init__(f"{message}{where}")
 
