@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import http.client
 import json
 import re
@@ -14,6 +15,7 @@ import urllib.request
 
 import pytest
 
+from support import schema1
 from support.registry import RunningRegistry, parse_access_line
 
 pytestmark = pytest.mark.registry
@@ -296,3 +298,78 @@ def test_password_grant_and_injected_failures(registry_token: RunningRegistry) -
         assert "access_token" in json.load(resp)
     assert [str(s) for s in server.log[-1].granted] == ["repository:a/b:pull", "repository:c:pull"]
     assert server.requests == 2
+
+
+def _schema1_manifest(reg: RunningRegistry, repo: str) -> dict[str, object]:
+    layer = reg.upload_blob(repo, gzip.compress(b"", mtime=0))
+    return schema1.manifest_for(repo, "v1", [layer])
+
+
+def test_schema1_registry_accepts_a_signed_schema1_manifest(
+    registry_schema1: RunningRegistry, repo_name: str
+) -> None:
+    manifest = _schema1_manifest(registry_schema1, repo_name)
+    body = schema1.sign(manifest)
+    headers = {"Content-Type": schema1.SIGNED_MEDIA_TYPE}
+    resp = registry_schema1.request(
+        "PUT", f"/v2/{repo_name}/manifests/v1", headers=headers, body=body
+    )
+    assert resp.status == 201, resp.body
+    assert resp.headers["docker-content-digest"] == schema1.payload_digest(manifest)
+    got = registry_schema1.request(
+        "GET", f"/v2/{repo_name}/manifests/v1", headers={"Accept": schema1.SIGNED_MEDIA_TYPE}
+    )
+    assert got.status == 200
+    assert json.loads(got.body)["fsLayers"] == manifest["fsLayers"]
+
+
+def test_schema1_registry_refuses_an_unsigned_schema1_manifest(
+    registry_schema1: RunningRegistry, repo_name: str
+) -> None:
+    manifest = _schema1_manifest(registry_schema1, repo_name)
+    resp = registry_schema1.request(
+        "PUT",
+        f"/v2/{repo_name}/manifests/v1",
+        headers={"Content-Type": schema1.SIGNED_MEDIA_TYPE},
+        body=json.dumps(manifest).encode(),
+    )
+    assert resp.status == 400, resp.body
+    assert b"MANIFEST" in resp.body
+
+
+def test_plain_registry_refuses_schema1_even_when_signed(
+    registry_plain: RunningRegistry, repo_name: str
+) -> None:
+    manifest = _schema1_manifest(registry_plain, repo_name)
+    resp = registry_plain.request(
+        "PUT",
+        f"/v2/{repo_name}/manifests/v1",
+        headers={"Content-Type": schema1.SIGNED_MEDIA_TYPE},
+        body=schema1.sign(manifest),
+    )
+    # Registry 2.8 without the compatibility flag fails the PUT as an unknown server error.
+    assert resp.status == 500, resp.body
+    assert b'"UNKNOWN"' in resp.body
+
+
+def test_schema1_registry_still_accepts_schema2(
+    registry_schema1: RunningRegistry, repo_name: str
+) -> None:
+    config = registry_schema1.upload_blob(repo_name, b'{"architecture":"amd64","os":"linux"}')
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "digest": config,
+            "size": 37,
+        },
+        "layers": [],
+    }
+    resp = registry_schema1.request(
+        "PUT",
+        f"/v2/{repo_name}/manifests/latest",
+        headers={"Content-Type": "application/vnd.docker.distribution.manifest.v2+json"},
+        body=json.dumps(manifest).encode(),
+    )
+    assert resp.status == 201, resp.body

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import http.client
 import json
 import os
@@ -207,6 +208,22 @@ class RunningRegistry:
             return Response(resp.status, hdrs, data)
         finally:
             conn.close()
+
+    def upload_blob(
+        self, repo: str, data: bytes, *, headers: Mapping[str, str] | None = None
+    ) -> str:
+        """Store `data` as a blob (POST, then one PUT with the body); returns its digest."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        started = self.request("POST", f"/v2/{repo}/blobs/uploads/", headers=headers)
+        if started.status != 202:
+            raise AssertionError(f"upload start in {repo} answered {started.status}")
+        location = urlsplit(started.headers["location"])
+        query = f"{location.query}&digest={digest}" if location.query else f"digest={digest}"
+        hdrs = {"Content-Type": "application/octet-stream", **(headers or {})}
+        resp = self.request("PUT", f"{location.path}?{query}", headers=hdrs, body=data)
+        if resp.status != 201:
+            raise AssertionError(f"blob upload to {repo} answered {resp.status}: {resp.body!r}")
+        return digest
 
     def alive(self) -> bool:
         """Whether the registry process still runs (a zombie counts as dead)."""
