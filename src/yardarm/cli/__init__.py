@@ -19,7 +19,11 @@ from yardarm._version import __version__
 __all__ = ["COMMANDS", "main"]
 
 #: Command name -> module under ``yardarm.cli`` that implements it, in ``--help`` order.
-COMMANDS: Final[dict[str, str]] = {}
+COMMANDS: Final[dict[str, str]] = {
+    "push": "_cmd_push",
+    "login": "_cmd_login",
+    "logout": "_cmd_logout",
+}
 
 EXIT_ERROR: Final = 1
 EXIT_USAGE: Final = 2
