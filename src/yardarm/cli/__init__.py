@@ -23,6 +23,13 @@ COMMANDS: Final[dict[str, str]] = {
     "push": "_cmd_push",
     "login": "_cmd_login",
     "logout": "_cmd_logout",
+    "load": "_cmd_load",
+    "import": "_cmd_import",
+    "images": "_cmd_images",
+    "tag": "_cmd_tag",
+    "rmi": "_cmd_rmi",
+    "inspect": "_cmd_inspect",
+    "prune": "_cmd_prune",
 }
 
 EXIT_ERROR: Final = 1
