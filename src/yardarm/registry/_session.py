@@ -154,7 +154,7 @@ class Session:
         attempts = SMALL_ATTEMPTS if retry else 1
         start = body_position(body)
         for attempt in range(attempts):
-            if attempt and not rewind_body(body, start):
+            if attempt and not rewind_body(body, start, progress):
                 break
             try:
                 resp = self._authenticated(
@@ -223,7 +223,7 @@ class Session:
                 return resp  # the same password again would fail the same way
             # The token may have expired early (or never existed): renew once, then resend.
             self.auth.invalidate(scopes)
-            if not rewind_body(body, start):
+            if not rewind_body(body, start, progress):
                 return resp
             resp.close()
             renewed = True
@@ -271,7 +271,7 @@ class Session:
             if resp.status == 303 or (resp.status in (301, 302) and method not in ("GET", "HEAD")):
                 method, body, length = "GET", None, None
                 headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-            elif body is not None and not rewind_body(body, start):
+            elif body is not None and not rewind_body(body, start, progress):
                 raise RedirectError(
                     f"cannot resend a streamed body after a {resp.status} redirect",
                     method=method,

@@ -182,9 +182,12 @@ class Repository:
     # -- blobs ---------------------------------------------------------------------------
 
     def stat_blob(self, digest: Digest) -> Descriptor | None:
+        return self._stat(digest, self._scopes)
+
+    def _stat(self, digest: Digest, scopes: tuple[str, ...]) -> Descriptor | None:
         url = self._s.url(self._path(f"blobs/{digest}"))
         try:
-            resp = self._call("HEAD", url, retry=True)
+            resp = self._call("HEAD", url, retry=True, scopes=scopes)
         except NotFoundError:
             return None
         resp.close()
@@ -218,7 +221,11 @@ class Repository:
                 got = resp.headers.get("docker-content-digest")
                 if got and got != str(digest):
                     raise ProtocolError(f"mount of {digest} answered digest {got}")
-                return self.stat_blob(digest) or Descriptor(OCTET, digest, 0)
+                # The answer has no size; HEAD with the same token (no second token fetch).
+                stat = self._stat(digest, scopes)
+                if stat is None:
+                    raise ProtocolError(f"mount of {digest} answered 201 but the blob is missing")
+                return stat
             return self._upload_from(resp, url)
 
     def start_upload(self) -> BlobUpload:
@@ -538,16 +545,25 @@ class BlobUpload:
 
 
 class _Counter:
-    __slots__ = ("progress", "total")
+    """Counts body bytes of one request; after a resend only bytes beyond the best attempt
+    reach the caller's progress callback, so progress never runs ahead of the data."""
+
+    __slots__ = ("high", "progress", "total")
 
     def __init__(self, progress: Callable[[int], None] | None) -> None:
         self.progress = progress
         self.total = 0
+        self.high = 0
 
     def __call__(self, n: int) -> None:
         self.total += n
-        if self.progress is not None:
-            self.progress(n)
+        if self.total > self.high:
+            if self.progress is not None:
+                self.progress(self.total - self.high)
+            self.high = self.total
+
+    def rewound(self) -> None:
+        self.total = 0
 
 
 class _HashingReader(io.RawIOBase):

@@ -359,7 +359,7 @@ class HttpTransport:
                     attempt == 0
                     and conn.reused
                     and _is_disconnect(exc)
-                    and rewind_body(body, start)
+                    and rewind_body(body, start, progress)
                 ):
                     continue
                 raise TransportError(
@@ -636,16 +636,24 @@ def body_position(body: Body) -> int | None:
     return None
 
 
-def rewind_body(body: Body, start: int | None) -> bool:
-    """Put a body back to ``start`` for a resend; False if it cannot be replayed."""
+def rewind_body(
+    body: Body, start: int | None, progress: Callable[[int], None] | None = None
+) -> bool:
+    """Put a body back to ``start`` for a resend; False if it cannot be replayed.
+
+    A progress callback with a ``rewound()`` method hears of it, so resent bytes are not
+    counted twice.
+    """
     if start is None:
         return False
-    if body is None or isinstance(body, bytes | bytearray | memoryview):
-        return True
-    try:
-        getattr(body, "seek")(start)  # noqa: B009
-    except (AttributeError, OSError, ValueError):
-        return False
+    if body is not None and not isinstance(body, bytes | bytearray | memoryview):
+        try:
+            getattr(body, "seek")(start)  # noqa: B009
+        except (AttributeError, OSError, ValueError):
+            return False
+    rewound = getattr(progress, "rewound", None)
+    if rewound is not None:
+        rewound()
     return True
 
 
