@@ -48,6 +48,80 @@ class Ingested:
     tar_header_ok: bool = True  # the uncompressed stream starts like a tar (or is empty)
 
 
+class ZstdFrameWalker:
+    """Follows zstd frame and block headers to tell a complete stream from a truncated one.
+
+    zstandard's streaming readers end quietly at a cut, so without this a truncated zstd layer
+    would look like a shorter one. Only headers are parsed; block contents are skipped.
+    """
+
+    def __init__(self) -> None:
+        self._pending = b""
+        self._skip = 0
+        self._state = "magic"  # magic | fhd | frame_rest | block | checksum | skippable
+        self._need = 4
+        self._checksum = False
+        self.error: str | None = None
+
+    def complete(self) -> bool:
+        return (
+            self.error is None and self._state == "magic" and not self._pending and not self._skip
+        )
+
+    def feed(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view and self.error is None:
+            if self._skip:
+                n = min(self._skip, len(view))
+                self._skip -= n
+                view = view[n:]
+                continue
+            take = self._need - len(self._pending)
+            self._pending += bytes(view[:take])
+            view = view[take:]
+            if len(self._pending) == self._need:
+                header, self._pending = self._pending, b""
+                self._header(header)
+
+    def _header(self, h: bytes) -> None:
+        if self._state == "magic":
+            if h == _ZSTD_MAGIC:
+                self._state, self._need = "fhd", 1
+            elif h[1:] == b"\x2a\x4d\x18" and h[0] & 0xF0 == 0x50:
+                self._state, self._need = "skippable", 4
+            else:
+                self.error = "corrupt zstd data (bad frame magic)"
+        elif self._state == "skippable":
+            self._skip = int.from_bytes(h, "little")
+            self._state, self._need = "magic", 4
+        elif self._state == "fhd":
+            fhd = h[0]
+            fcs_flag, single, dict_flag = fhd >> 6, (fhd >> 5) & 1, fhd & 3
+            self._checksum = bool((fhd >> 2) & 1)
+            rest = (0 if single else 1) + (0, 1, 2, 4)[dict_flag]
+            rest += (1 if single else 0, 2, 4, 8)[fcs_flag]
+            if rest:
+                self._state, self._need = "frame_rest", rest
+            else:
+                self._state, self._need = "block", 3
+        elif self._state == "frame_rest":
+            self._state, self._need = "block", 3
+        elif self._state == "block":
+            value = int.from_bytes(h, "little")
+            last, kind, size = value & 1, (value >> 1) & 3, value >> 3
+            if kind == 3:
+                self.error = "corrupt zstd data (reserved block type)"
+                return
+            self._skip = 1 if kind == 1 else size
+            if last:
+                if self._checksum:
+                    self._state, self._need = "checksum", 4
+                else:
+                    self._state, self._need = "magic", 4
+        elif self._state == "checksum":
+            self._state, self._need = "magic", 4
+
+
 class _QueueReader:
     """A file-like view of the chunks the reading thread hands over."""
 
@@ -164,6 +238,7 @@ def ingest(src: BinaryIO, dest: BinaryIO, temp: Path, *, decompress: bool = True
     if compression != "none":
         worker = _Decompressor(compression)
         worker.start()
+    walker = ZstdFrameWalker() if compression == "zstd" else None
     head = first[:512]
     data = first
     try:
@@ -172,6 +247,8 @@ def ingest(src: BinaryIO, dest: BinaryIO, temp: Path, *, decompress: bool = True
             dest.write(data)
             if worker is not None:
                 worker.queue.put(data)
+            if walker is not None:
+                walker.feed(data)
             data = src.read(CHUNK)
     finally:
         if worker is not None:
@@ -182,6 +259,8 @@ def ingest(src: BinaryIO, dest: BinaryIO, temp: Path, *, decompress: bool = True
     if worker is None:
         tar_ok = _looks_like_tar(head) if decompress else True
         return Ingested(temp, digest, digester.size, "none", digest, digester.size, None, tar_ok)
+    if walker is not None and worker.error is None and not walker.complete():
+        worker.error = walker.error or "corrupt zstd data (the stream ends inside a frame)"
     if worker.error is not None:
         return Ingested(temp, digest, digester.size, compression, None, 0, worker.error, False)
     return Ingested(

@@ -141,7 +141,7 @@ class _Builder:
         try:
             return normalise_member(name)
         except ImportError_ as exc:
-            raise self.fail(f"{where}: {exc}") from None
+            raise type(exc)(f"{self.src.label}: {where}: {exc}") from None
 
     def read_json_list(self, name: str) -> list[Any]:
         raw = self.src.read_small(name)

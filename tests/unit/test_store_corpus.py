@@ -1,0 +1,94 @@
+"""Every malformed input gives one line naming the input and the fault, and leaves the store alone."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from corpus.build import CASES, Case, valid_archive, valid_layout
+from yardarm.cli import main
+
+TABLES = (
+    "refs",
+    "images",
+    "image_layers",
+    "indexes",
+    "index_children",
+    "layers",
+    "layer_blobs",
+    "v2_metadata",
+    "uploads",
+)
+
+
+def snapshot(store: Path) -> dict[str, object]:
+    """Every row and every file of the store (timestamps included: nothing may be touched)."""
+    conn = sqlite3.connect(store / "store.db")
+    try:
+        rows = {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}"))) for t in TABLES}
+    finally:
+        conn.close()
+    files = sorted(
+        (str(p.relative_to(store)), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in (store / "blobs").rglob("*")
+        if p.is_file()
+    )
+    temps = sorted(p.name for p in (store / "tmp").iterdir())
+    return {"rows": rows, "files": files, "tmp": temps}
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store already holding images that share layers with the corpus inputs."""
+    base = tmp_path_factory.mktemp("seed")
+    store = base / "store"
+    assert main(["--store", str(store), "load", "-q", str(valid_archive(base))]) == 0
+    assert main(["--store", str(store), "load", "-q", str(valid_layout(base))]) == 0
+    return store
+
+
+def test_corpus_is_big_enough() -> None:
+    assert len(CASES) >= 30
+    assert len({c.name for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_malformed_input_is_refused_with_one_line_and_store_unchanged(
+    case: Case, seeded: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = case.build(tmp_path)
+    before = snapshot(seeded)
+    capsys.readouterr()
+    code = main(["--store", str(seeded), "load", str(source)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("yardarm: error: "), err
+    assert str(source) in lines[0], f"the message must name the input: {err}"
+    assert case.fragment in lines[0], err
+    assert snapshot(seeded) == before
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.unsafe], ids=lambda c: c.name)
+def test_unsafe_members_raise_unsafe_archive(case: Case, tmp_path: Path) -> None:
+    from yardarm.errors import UnsafeArchive
+    from yardarm.store import Store
+
+    source = case.build(tmp_path)
+    with Store.open(tmp_path / "store") as store, pytest.raises(UnsafeArchive):
+        store.load(source)
+
+
+def test_stdin_stream_refuses_the_same_unsafe_archive(tmp_path: Path) -> None:
+    from yardarm.errors import UnsafeArchive
+    from yardarm.store import Store
+
+    case = next(c for c in CASES if c.name == "tar-symlink-outside")
+    source = case.build(tmp_path)
+    with Store.open(tmp_path / "store") as store, source.open("rb") as f:
+        with pytest.raises(UnsafeArchive, match="points outside the archive"):
+            store.load_stream(f, "<stdin>")
