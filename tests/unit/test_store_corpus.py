@@ -1,4 +1,4 @@
-"""Every malformed input gives one line naming the input and the fault, and leaves the store alone."""
+"""Each malformed input: one line naming the input and the fault; the store is untouched."""
 
 from __future__ import annotations
 
@@ -89,6 +89,9 @@ def test_stdin_stream_refuses_the_same_unsafe_archive(tmp_path: Path) -> None:
 
     case = next(c for c in CASES if c.name == "tar-symlink-outside")
     source = case.build(tmp_path)
-    with Store.open(tmp_path / "store") as store, source.open("rb") as f:
-        with pytest.raises(UnsafeArchive, match="points outside the archive"):
-            store.load_stream(f, "<stdin>")
+    with (
+        Store.open(tmp_path / "store") as store,
+        source.open("rb") as f,
+        pytest.raises(UnsafeArchive, match="points outside the archive"),
+    ):
+        store.load_stream(f, "<stdin>")
