@@ -134,8 +134,11 @@ def _b64url(data: bytes) -> str:
 
 
 def _b64url_decode(text: str) -> bytes:
-    if len(text) % 4 == 1 or not re.fullmatch(r"[A-Za-z0-9_-]*", text):
+    # As libtrust: padding is optional, but if present the length must come out right.
+    if not re.fullmatch(r"[A-Za-z0-9_-]*={0,2}", text) or len(text) % 4 == 1:
         raise ValueError("invalid base64url")
+    if "=" in text and len(text) % 4:
+        raise ValueError("invalid base64url padding")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
