@@ -21,10 +21,11 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
+    from support.imagegen import GeneratedImage
     from support.tokenserver import TokenServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -186,7 +187,7 @@ class RunningRegistry:
         path: str,
         *,
         headers: Mapping[str, str] | None = None,
-        body: bytes | None = None,
+        body: bytes | BinaryIO | None = None,
         verify: bool = True,
         timeout: float = 30.0,
     ) -> Response:
@@ -194,9 +195,11 @@ class RunningRegistry:
         conn: http.client.HTTPConnection
         if self.scheme == "https":
             ctx = self.ssl_context() if verify else ssl._create_unverified_context()
-            conn = http.client.HTTPSConnection(self.host, timeout=timeout, context=ctx)
+            conn = http.client.HTTPSConnection(
+                self.host, timeout=timeout, context=ctx, blocksize=1 << 20
+            )
         else:
-            conn = http.client.HTTPConnection(self.host, timeout=timeout)
+            conn = http.client.HTTPConnection(self.host, timeout=timeout, blocksize=1 << 20)
         try:
             conn.request(method, path, body=body, headers=dict(headers or {}))
             resp = conn.getresponse()
@@ -210,20 +213,76 @@ class RunningRegistry:
             conn.close()
 
     def upload_blob(
-        self, repo: str, data: bytes, *, headers: Mapping[str, str] | None = None
+        self,
+        repo: str,
+        data: bytes | Path,
+        *,
+        digest: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> str:
-        """Store `data` as a blob (POST, then one PUT with the body); returns its digest."""
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        """Store a blob (POST, then one PUT with the body, streamed from a Path); returns its
+        digest. Raw HTTP, so tests can seed a registry without yardarm or skopeo."""
+        if digest is None:
+            if isinstance(data, Path):
+                with open(data, "rb") as f:
+                    digest = "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
+            else:
+                digest = "sha256:" + hashlib.sha256(data).hexdigest()
         started = self.request("POST", f"/v2/{repo}/blobs/uploads/", headers=headers)
         if started.status != 202:
             raise AssertionError(f"upload start in {repo} answered {started.status}")
         location = urlsplit(started.headers["location"])
         query = f"{location.query}&digest={digest}" if location.query else f"digest={digest}"
         hdrs = {"Content-Type": "application/octet-stream", **(headers or {})}
-        resp = self.request("PUT", f"{location.path}?{query}", headers=hdrs, body=data)
+        target = f"{location.path}?{query}"
+        if isinstance(data, Path):
+            hdrs["Content-Length"] = str(data.stat().st_size)
+            with open(data, "rb") as body:
+                resp = self.request("PUT", target, headers=hdrs, body=body)
+        else:
+            resp = self.request("PUT", target, headers=hdrs, body=data)
         if resp.status != 201:
             raise AssertionError(f"blob upload to {repo} answered {resp.status}: {resp.body!r}")
         return digest
+
+    def put_manifest(
+        self,
+        repo: str,
+        ref: str,
+        data: bytes,
+        media_type: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> str:
+        """PUT a manifest; returns the registry's Docker-Content-Digest."""
+        hdrs = {"Content-Type": media_type, **(headers or {})}
+        resp = self.request("PUT", f"/v2/{repo}/manifests/{ref}", headers=hdrs, body=data)
+        if resp.status != 201:
+            raise AssertionError(f"manifest PUT {repo}:{ref} answered {resp.status}: {resp.body!r}")
+        return resp.headers["docker-content-digest"]
+
+    def seed_image(
+        self,
+        repo: str,
+        image: GeneratedImage,
+        tag: str = "latest",
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> str:
+        """Push a generated OCI layout with raw HTTP (blobs, manifests, then the index), skipping
+        foreign layers like real clients; returns the tagged digest."""
+        if image.kind != "oci":
+            raise ValueError("seed_image pushes OCI layouts (their blobs are files)")
+        for im in image.images:
+            for layer in im.layers:
+                if not layer.urls and layer.path is not None:
+                    self.upload_blob(repo, layer.path, digest=layer.digest, headers=headers)
+            self.upload_blob(repo, im.config_bytes, headers=headers)
+            ref = tag if image.index_bytes is None else im.manifest_digest
+            self.put_manifest(repo, ref, im.manifest_bytes, im.manifest_media_type, headers=headers)
+        if image.index_bytes is not None and image.index_media_type is not None:
+            self.put_manifest(repo, tag, image.index_bytes, image.index_media_type, headers=headers)
+        return image.digest
 
     def alive(self) -> bool:
         """Whether the registry process still runs (a zombie counts as dead)."""
