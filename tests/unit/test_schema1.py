@@ -14,6 +14,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jwt.algorithms import ECAlgorithm
 
 from yardarm.digest import Digest
@@ -292,6 +294,78 @@ def test_top_entry_is_the_config_without_rootfs_and_history(key: Schema1Key) -> 
 def test_missing_history_times_become_go_zero_time(key: Schema1Key) -> None:
     raw = build_schema1_manifest("t/app", "v1", simple_config(3), simple_layers(3), key)
     assert [e.get("created") for e in history_entries(raw)[1:]] == ["0001-01-01T00:00:00Z"] * 2
+
+
+@pytest.mark.parametrize(
+    ("created", "expected"),
+    [
+        ("2024-05-06T07:08:09Z", "2024-05-06T07:08:09Z"),
+        ("2024-05-06T07:08:09.500000Z", "2024-05-06T07:08:09.5Z"),
+        ("2024-05-06T07:08:09.000Z", "2024-05-06T07:08:09Z"),
+        ("2024-05-06T07:08:09.1234567891234Z", "2024-05-06T07:08:09.123456789Z"),
+        ("2024-05-06T07:08:09-00:00", "2024-05-06T07:08:09Z"),
+        ("2024-05-06T07:08:09.25+02:00", "2024-05-06T07:08:09.25+02:00"),
+        (None, "0001-01-01T00:00:00Z"),
+    ],
+)
+def test_history_times_are_written_as_go_remarshals_them(
+    key: Schema1Key, created: str | None, expected: str
+) -> None:
+    config = json.dumps(
+        {
+            "history": [{"created": created}, {}],
+            "rootfs": {"diff_ids": ["a", "b"]},
+        }
+    ).encode()
+    raw = build_schema1_manifest("t/app", "v1", config, simple_layers(2), key)
+    assert history_entries(raw)[1]["created"] == expected
+
+
+def test_top_entry_keeps_config_values_verbatim_only_compacted(key: Schema1Key) -> None:
+    config = (
+        b'{"rootfs": {"diff_ids": ["a"]}, "history": [{}],\n'
+        b' "z": {"b": 1e5, "a": [1.50, -0]}, "u": "\\u00e9 \xc3\xa9", "a": null}'
+    )
+    raw = build_schema1_manifest("t/app", "v1", config, simple_layers(1), key)
+    top = json.loads(raw)["history"][0]["v1Compatibility"]
+    assert top.startswith('{"a":null,"id":"')
+    # An escape stays an escape, raw UTF-8 stays raw, numbers keep their spelling.
+    assert top.endswith('"u":"\\u00e9 é","z":{"b":1e5,"a":[1.50,-0]}}')
+
+
+def test_lone_surrogate_escapes_become_the_replacement_character_as_in_go(
+    key: Schema1Key,
+) -> None:
+    config = b'{"history": [{"created_by": "a\\ud800b"}, {}], "rootfs": {"diff_ids": ["a", "b"]}}'
+    raw = build_schema1_manifest("t/app", "v1", config, simple_layers(2), key)
+    assert '"Cmd":["a\ufffdb"]' in json.loads(raw)["history"][1]["v1Compatibility"]
+    raw.decode("utf-8")  # strict: nothing unencodable was written
+
+
+text_without_surrogates = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(created_by=text_without_surrogates, label=text_without_surrogates)
+def test_any_text_survives_go_escaping_and_the_signature_still_verifies(
+    key: Schema1Key, created_by: str, label: str
+) -> None:
+    config = json.dumps(
+        {
+            "config": {"Labels": {label: label}},
+            "history": [{"created_by": created_by}, {"created_by": "top"}],
+            "rootfs": {"diff_ids": ["a", "b"]},
+        }
+    ).encode()
+    raw = build_schema1_manifest("t/app", "v1", config, simple_layers(2), key)
+    entries = history_entries(raw)
+    assert entries[1]["container_config"] == {"Cmd": [created_by]}
+    assert entries[0]["config"]["Labels"] == {label: label}
+    assert verify_with_pyjwt(raw, schema1_canonical(raw))
+    for unsafe in "<>&\u2028\u2029":
+        assert unsafe not in schema1_canonical(raw).decode()
 
 
 def test_architecture_argument_overrides_the_config(key: Schema1Key) -> None:

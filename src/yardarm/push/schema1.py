@@ -255,7 +255,7 @@ def _go_escape(m: re.Match[str]) -> str:
     if short is not None:
         return short
     if "\ud800" <= c <= "\udfff":
-        return "\\ufffd"  # Go replaces invalid UTF-8 (lone surrogates) with U+FFFD
+        return "\ufffd"  # Go decodes a lone surrogate escape to U+FFFD and writes that rune
     return f"\\u{ord(c):04x}"
 
 
