@@ -16,6 +16,8 @@ import pytest
 from support import registry as support_registry
 from support.registry import RegistryPool, RunningRegistry
 
+pytest_plugins = ["pytester"]  # the fixtures' own tests run inner pytest sessions
+
 _POOL = pytest.StashKey[RegistryPool]()
 _SESSION_REGS = pytest.StashKey[list[RunningRegistry]]()
 _MARKS = pytest.StashKey[dict[int, int]]()

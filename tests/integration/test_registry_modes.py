@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -373,3 +374,49 @@ def test_schema1_registry_still_accepts_schema2(
         body=json.dumps(manifest).encode(),
     )
     assert resp.status == 201, resp.body
+
+
+@pytest.mark.parametrize("mode", ["plain", "tls", "basic", "token", "schema1"])
+def test_private_registries_start_in_every_mode(start_registry, mode: str) -> None:  # type: ignore[no-untyped-def]
+    reg = start_registry(mode)
+    assert reg.mode == mode and reg.alive()
+    status = reg.request("GET", "/v2/").status
+    assert status == (401 if mode in ("basic", "token") else 200)
+    assert (reg.ca_path is not None) == (mode in ("tls", "basic"))
+    assert (reg.token_server is not None) == (mode == "token")
+
+
+INNER_TESTS = """
+def test_passes(registry_plain):
+    registry_plain.request("GET", "/v2/marker-of-passing-test/tags/list")
+
+def test_fails(registry_plain):
+    registry_plain.request("GET", "/v2/marker-of-failing-test/tags/list")
+    assert False
+"""
+
+
+def test_failing_test_report_carries_its_registry_log_and_nothing_leaks(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tests_dir = Path(__file__).resolve().parents[1]
+    pytester.makeconftest((tests_dir / "conftest.py").read_text())
+    pytester.makepyfile(test_inner=INNER_TESTS)
+    monkeypatch.setenv("PYTHONPATH", str(tests_dir))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rA")
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    assert "registry plain log" in out
+    assert "marker-of-failing-test" in out
+    assert "marker-of-passing-test" not in out  # only what the failing test caused
+    states = list(pytester.path.rglob("state.json"))
+    assert len(states) == 1
+    pid = json.loads(states[0].read_text())["pid"]
+    assert not Path(f"/proc/{pid}").exists() or "Z" in _proc_state(pid)
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
