@@ -30,6 +30,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
 from yardarm import mediatypes
@@ -111,7 +112,7 @@ class Schema1Key:
             "x": _b64url(numbers.x.to_bytes(32, "big")),
             "y": _b64url(numbers.y.to_bytes(32, "big")),
         }
-        return cls(kid=kid, jwk=jwk, private_key=private_key)
+        return cls(kid=kid, jwk=MappingProxyType(jwk), private_key=private_key)
 
     def sign(self, data: bytes) -> bytes:
         """ES256 over ``data``: JWS wants the raw 64-byte r||s, not the DER that OpenSSL gives."""
