@@ -420,3 +420,22 @@ def _proc_state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+@pytest.mark.parametrize("fixture", ["registry_plain", "registry_basic", "registry_token"])
+def test_auth_headers_let_seed_image_push_in_every_mode(
+    request: pytest.FixtureRequest, tmp_path: Path, repo_name: str, fixture: str
+) -> None:
+    from support.imagegen import write_oci_layout
+
+    reg: RunningRegistry = request.getfixturevalue(fixture)
+    img = write_oci_layout(tmp_path / "oci", layers=[100, 200])
+    headers = reg.auth_headers("pusher", [f"repository:{repo_name}:pull,push"])
+    assert bool(headers) == (reg.mode != "plain")
+    assert reg.seed_image(repo_name, img, headers=headers) == img.manifest_digest
+    got = reg.request(
+        "GET",
+        f"/v2/{repo_name}/manifests/latest",
+        headers={**headers, "Accept": img.image.manifest_media_type},
+    )
+    assert got.body == img.image.manifest_bytes

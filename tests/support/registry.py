@@ -7,6 +7,7 @@ call it, so a developer can start the very same registry by hand to reproduce a 
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import hashlib
 import http.client
@@ -18,7 +19,7 @@ import ssl
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -211,6 +212,18 @@ class RunningRegistry:
             return Response(resp.status, hdrs, data)
         finally:
             conn.close()
+
+    def auth_headers(
+        self, user: str | None = "pusher", scopes: Sequence[str] = ()
+    ) -> dict[str, str]:
+        """Headers that authenticate `user` here: Basic in basic mode, a Bearer token for
+        `scopes` (e.g. "repository:t/x:pull,push") in token mode, nothing otherwise."""
+        if user is None or self.mode not in ("basic", "token"):
+            return {}
+        if self.token_server is not None:
+            return {"Authorization": f"Bearer {self.token_server.get_token(user, scopes)}"}
+        basic = base64.b64encode(f"{user}:{self.users[user]}".encode()).decode()
+        return {"Authorization": f"Basic {basic}"}
 
     def upload_blob(
         self,

@@ -16,6 +16,8 @@ import json
 import secrets
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -200,6 +202,18 @@ class TokenServer:
         """A token granting exactly `scopes` (no policy check): for tests that forge tokens."""
         parsed = [s if isinstance(s, Scope) else Scope.parse(s) for s in scopes]
         return self._sign(user, [s for s in parsed if s is not None], lifetime, audience, issuer)
+
+    def get_token(self, user: str | None, scopes: Iterable[str], *, offline: bool = False) -> str:
+        """A token fetched over HTTP like a client would (counted in `requests`)."""
+        query = [("service", self.service), *[("scope", s) for s in scopes]]
+        if offline:
+            query.append(("offline_token", "true"))
+        req = urllib.request.Request(f"{self.realm}?{urllib.parse.urlencode(query)}")
+        if user is not None:
+            basic = base64.b64encode(f"{user}:{self.users[user]}".encode()).decode()
+            req.add_header("Authorization", f"Basic {basic}")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return str(json.load(resp)["token"])
 
     # --- internals ---
 
