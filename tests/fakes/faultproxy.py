@@ -395,6 +395,8 @@ class FaultProxy:
         upstream: socket.socket | None = None
         ureader: BinaryIO | None = None
         try:
+            if _is_tls_hello(client):
+                return
             while not self._stop.is_set():
                 head = _read_head(creader)
                 if head is None:
@@ -618,6 +620,24 @@ def _response_body(
             raise _Closed("registry closed mid-response")
         remaining -= len(data)
         yield data, data
+
+
+_TLS_HANDSHAKE = 0x16
+_PLAIN_TO_TLS = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+
+
+def _is_tls_hello(sock: socket.socket) -> bool:
+    """A client trying HTTPS first gets what Go's plain HTTP server answers, at once.
+
+    Otherwise the handshake bytes would sit in a readline() until the idle timeout, and a
+    client that falls back to plain HTTP would hang that long.
+    """
+    first = sock.recv(1, socket.MSG_PEEK)
+    if first and first[0] == _TLS_HANDSHAKE:
+        with contextlib.suppress(OSError):
+            sock.sendall(_PLAIN_TO_TLS)
+        return True
+    return False
 
 
 def _close(s: socket.socket) -> None:
