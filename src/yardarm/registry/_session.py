@@ -95,7 +95,9 @@ class Session:
         for scheme in schemes:
             url = f"{scheme}://{self.host}/v2/"
             try:
-                resp = self._small_get(url)
+                # An insecure host may not speak TLS at all: one HTTPS try, then plain HTTP.
+                fallback = self.insecure and scheme == "https"
+                resp = self._small_get(url, attempts=1 if fallback else SMALL_ATTEMPTS)
             except TransportError as exc:
                 last = exc
                 log.debug("ping %s failed: %s", url, exc)
@@ -109,16 +111,16 @@ class Session:
         assert last is not None
         raise last
 
-    def _small_get(self, url: str) -> Response:
-        for attempt in range(SMALL_ATTEMPTS):
+    def _small_get(self, url: str, attempts: int = SMALL_ATTEMPTS) -> Response:
+        for attempt in range(attempts):
             try:
                 resp = self.transport.request("GET", url, {})
             except TransportError as exc:
-                if not exc.temporary or attempt + 1 == SMALL_ATTEMPTS or _is_tls_mismatch(exc):
+                if not exc.temporary or attempt + 1 == attempts or _is_tls_mismatch(exc):
                     raise
                 self.sleep(_backoff(attempt, None))
                 continue
-            if resp.status in (429, 500, 502, 503, 504) and attempt + 1 < SMALL_ATTEMPTS:
+            if resp.status in (429, 500, 502, 503, 504) and attempt + 1 < attempts:
                 err = error_from_response(resp, "GET", url)
                 self.sleep(_backoff(attempt, getattr(err, "retry_after", None)))
                 continue

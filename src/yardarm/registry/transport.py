@@ -49,7 +49,8 @@ ERROR_BODY_LIMIT: Final = 64 * 1024
 _BLOCK: Final = 1024 * 1024
 _SENDFILE_SLICE: Final = 16 * 1024 * 1024  # progress granularity for zero-copy sends
 _MAX_IDLE_PER_HOST: Final = 16
-_DRAIN_LIMIT: Final = 256 * 1024  # read this much of an unread body to keep the connection
+_DRAIN_LIMIT: Final = 256 * 1024
+_HANDSHAKE_TIMEOUT: Final = 10.0  # read this much of an unread body to keep the connection
 
 #: A request body: nothing, bytes, a binary file (seekable files can be replayed), or chunks.
 Body = bytes | bytearray | memoryview | IO[bytes] | BinaryIO | Iterable[bytes] | None
@@ -254,6 +255,10 @@ class _Conn(http.client.HTTPConnection):
             if self._tunnel_host:  # type: ignore[attr-defined]
                 self._tunnel()  # type: ignore[attr-defined]
             if self._context is not None:
+                # A server that does not speak TLS may never answer the ClientHello; the
+                # handshake counts as connecting, and a short bound lets the insecure-registry
+                # fallback to plain HTTP happen quickly.
+                self.sock.settimeout(min(self._connect_timeout, _HANDSHAKE_TIMEOUT))
                 self.sock = self._context.wrap_socket(
                     self.sock, server_hostname=self._server_hostname
                 )
@@ -353,12 +358,16 @@ class HttpTransport:
                 ) from exc
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
-                # A reused connection the server closed while idle: nothing reached the
-                # server, so one more try on a fresh connection is safe if the body replays.
+                # A reused connection the server closed while idle: try once more on a
+                # fresh one, but only without a streamed body. A PATCH cut after its body
+                # left us may have reached the registry (which then kills the session), so
+                # that decision belongs to the caller, who can ask the registry.
                 if (
                     attempt == 0
                     and conn.reused
                     and _is_disconnect(exc)
+                    and method != "PATCH"
+                    and (body is None or isinstance(body, bytes | bytearray | memoryview))
                     and rewind_body(body, start, progress)
                 ):
                     continue
