@@ -205,8 +205,14 @@ class Repository:
         )
         return cast(BinaryIO, reader)
 
-    def mount_blob(self, digest: Digest, source: str) -> Descriptor | BlobUpload | None:
-        """Cross-repository mount: Descriptor if mounted, a session (202) or None (no scope)."""
+    def mount_blob(
+        self, digest: Digest, source: str, size: int | None = None
+    ) -> Descriptor | BlobUpload | None:
+        """Cross-repository mount: Descriptor if mounted, a session (202) or None (no scope).
+
+        With ``size`` known (the caller holds the blob) a 201 carrying the right digest is
+        enough; without it, a HEAD learns the size (and proves the blob is there).
+        """
         url = self._s.url(self._path("blobs/uploads/"), [("mount", str(digest)), ("from", source)])
         scopes = (*self._scopes, repository_scope(source, "pull"))
         try:
@@ -221,6 +227,8 @@ class Repository:
                 got = resp.headers.get("docker-content-digest")
                 if got and got != str(digest):
                     raise ProtocolError(f"mount of {digest} answered digest {got}")
+                if size is not None and got == str(digest):
+                    return Descriptor(OCTET, digest, size)
                 # The answer has no size; HEAD with the same token (no second token fetch).
                 stat = self._stat(digest, scopes)
                 if stat is None:
@@ -383,10 +391,8 @@ class Repository:
                 raw = self.get_manifest(f"{digest.algorithm}-{digest.hex}")[0]
             except NotFoundError:
                 return []
-        out = _index_descriptors(raw, f"referrers of {digest}")
-        if artifact_type:
-            out = [d for d in out if _artifact_type(d) == artifact_type] or out
-        return out
+        # Filtering again is harmless where the registry already did (OCI-Filters-Applied).
+        return _index_descriptors(raw, f"referrers of {digest}", artifact_type)
 
 
 class BlobUpload:
@@ -733,7 +739,8 @@ def _next_link(values: list[str], base: str) -> str | None:
     return None
 
 
-def _index_descriptors(raw: bytes, what: str) -> list[Descriptor]:
+def _index_descriptors(raw: bytes, what: str, artifact_type: str | None = None) -> list[Descriptor]:
+    """Descriptors of an index's manifests, optionally only those of one artifact type."""
     try:
         doc = json.loads(raw)
     except ValueError:
@@ -743,19 +750,10 @@ def _index_descriptors(raw: bytes, what: str) -> list[Descriptor]:
         return []
     out = []
     for i, m in enumerate(manifests):
+        if artifact_type and not (isinstance(m, dict) and m.get("artifactType") == artifact_type):
+            continue
         try:
             out.append(Descriptor.from_json(m, f"{what}[{i}]"))
         except YardarmError:
             continue
-        if isinstance(m, dict) and isinstance(m.get("artifactType"), str):
-            out[-1] = _with_artifact(out[-1], m["artifactType"])
     return out
-
-
-def _with_artifact(d: Descriptor, artifact_type: str) -> Descriptor:
-    ann = (*d.annotations, ("org.opencontainers.artifactType", artifact_type))
-    return Descriptor(d.media_type, d.digest, d.size, d.urls, ann, d.platform)
-
-
-def _artifact_type(d: Descriptor) -> str | None:
-    return dict(d.annotations).get("org.opencontainers.artifactType")
