@@ -251,8 +251,10 @@ class LayerJob:
     def _try_mount(self, meta: V2Metadata, *, candidate_trusted: bool) -> Descriptor | None:
         ctx = self.ctx
         source = meta.source_repository.split("/", 1)[1]
+        blob = self.layer.blob
+        size = blob.size if blob is not None and blob.digest == meta.digest else None
         try:
-            answer = ctx.repository.mount_blob(meta.digest, source)
+            answer = ctx.repository.mount_blob(meta.digest, source, size)
         except RegistryError as exc:
             if exc.temporary:
                 raise

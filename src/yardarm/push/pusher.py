@@ -270,8 +270,7 @@ class Pusher:
                 mt.OCI_MANIFEST if plan.oci else mt.DOCKER_MANIFEST, config, descriptors
             )
             plan.raw, plan.media_type = manifest.raw, manifest.media_type
-        self._put_manifest(repository, reference, plan.raw, plan.media_type, plan, ref)
-        return plan.raw, plan.media_type
+        return self._put_manifest(repository, reference, plan.raw, plan.media_type, plan, ref)
 
     def _skip_layers(self, image: Image) -> None:
         for diff_id in image.diff_ids:
@@ -328,7 +327,8 @@ class Pusher:
         media_type: str,
         plan: _Plan | None = None,
         ref: Reference | None = None,
-    ) -> None:
+    ) -> tuple[bytes, str]:
+        """PUT the manifest; returns what went up (a schema1 fallback changes it)."""
         try:
             digest = repository.put_manifest(reference, raw, media_type)
         except RegistryError as exc:
@@ -336,39 +336,46 @@ class Pusher:
                 raise
             assert plan is not None and ref is not None
             log.warning("registry refused the schema2 manifest (%s); falling back to schema1", exc)
-            raw, media_type = self._schema1(plan, ref, reference)
-            digest = repository.put_manifest(reference, raw, media_type)
-            return
+            return self._put_schema1(repository, plan, ref, reference)
         if digest != Digest.from_bytes(raw):
             raise ProtocolError(
                 f"registry stored the manifest as {digest}, expected {Digest.from_bytes(raw)}"
             )
+        return raw, media_type
 
     def _schema1_applies(self, exc: RegistryError, plan: _Plan | None) -> bool:
+        """Only with --allow-schema1, only for Docker images, only when schema2 was refused."""
         if not self.options.allow_schema1 or plan is None or plan.oci:
             return False
-        return exc.status in (400, 415, 500) and exc.code in (
-            "MANIFEST_INVALID",
-            "UNSUPPORTED",
-            "UNKNOWN",
-            "",
-        )
+        return exc.status in (400, 415) and exc.code in ("MANIFEST_INVALID", "UNSUPPORTED", "")
 
-    def _schema1(self, plan: _Plan, ref: Reference, reference: str) -> tuple[bytes, str]:
+    def _put_schema1(
+        self, repository: Repository, plan: _Plan, ref: Reference, reference: str
+    ) -> tuple[bytes, str]:
         from yardarm.push import schema1
 
         key_path = self.options.schema1_key or self.store.path / "schema1-key.pem"
         key = schema1.load_or_create_key(key_path)
         layers = self.store.layers.for_image(plan.image)
-        blobs = [
-            (desc.digest, desc.media_type)
-            for desc in (self.state.known(layer.diff_id) for layer in layers)
-            if desc is not None
-        ]
+        known = [self.state.known(layer.diff_id) for layer in layers]
+        blobs = [(d.digest, d.media_type) for d in known if d is not None]
         if len(blobs) != len(layers):
             raise PushError("cannot build a schema1 manifest: some layers were not pushed")
         raw = schema1.build_schema1_manifest(ref.path, reference, plan.image.config_raw, blobs, key)
-        return raw, mt.DOCKER_SCHEMA1_SIGNED
+        # Empty history steps name the empty gzip tar; the registry needs that blob too.
+        if schema1.EMPTY_GZIP_TAR_DIGEST in schema1.schema1_blob_sums(raw) and (
+            repository.stat_blob(schema1.EMPTY_GZIP_TAR_DIGEST) is None
+        ):
+            session = repository.start_upload()
+            session.commit(
+                schema1.EMPTY_GZIP_TAR_DIGEST,
+                schema1.EMPTY_GZIP_TAR,
+                length=len(schema1.EMPTY_GZIP_TAR),
+            )
+        digest = repository.put_manifest(reference, raw, mt.DOCKER_SCHEMA1_SIGNED)
+        if digest != schema1.schema1_digest(raw):
+            raise ProtocolError(f"registry stored the schema1 manifest as {digest}")
+        return schema1.schema1_canonical(raw), mt.DOCKER_SCHEMA1_SIGNED
 
     # -- multi-platform -------------------------------------------------------------------
     def _push_index(
