@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SOURCES := src tests bench scripts
 
-.PHONY: test lint typecheck unit deps registry-deps clean
+.PHONY: test demo lint typecheck unit deps registry-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ typecheck: deps
 
 test: deps registry-deps lint typecheck
 	$(BIN)/pytest
+
+# A two-minute tour on a fresh machine: real registry, import, push twice, mount, skopeo.
+demo: deps registry-deps
+	scripts/demo
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build src/*.egg-info
