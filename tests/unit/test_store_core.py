@@ -382,3 +382,67 @@ def test_two_processes_can_load_into_one_store_at_once(tmp_path: Path) -> None:
     with Store.open(tmp_path / "s") as s:
         assert len(s.images.ids()) == 4
         assert len(list(s.blobs.all_files())) == 4
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip", "zstd"])
+def test_docker_25_archive_keeps_the_oci_manifest_and_the_repo_tags(
+    tmp_path: Path, compression: str
+) -> None:
+    from support.imagegen import LayerSpec
+    from support.imagegen import write_docker_archive as gen_archive
+
+    gen = gen_archive(
+        tmp_path / "d25.tar",
+        layers=[LayerSpec(3000), LayerSpec(100, "text")],
+        seed=80,
+        compression=compression,  # type: ignore[arg-type]
+        tags=("localhost/d25/img:1", "localhost/d25/img:2"),
+        oci_layout=True,
+    )
+    res = run_cli(tmp_path / "s", "load", "-i", str(gen.path))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == [
+        "Loaded image: localhost/d25/img:1",
+        "Loaded image: localhost/d25/img:2",
+    ]
+    with Store.open(tmp_path / "s") as s:
+        image = s.get("localhost/d25/img:2")
+        assert isinstance(image, Image)
+        assert str(image.id) == gen.config_digest
+        assert str(image.manifest_digest) == gen.manifest_digest
+        assert [str(lay.blob.digest) for lay in s.layers.for_image(image) if lay.blob] == list(
+            gen.layer_digests
+        )
+
+
+def test_classic_docker_archive_from_the_generator(tmp_path: Path) -> None:
+    from support.imagegen import LayerSpec
+    from support.imagegen import write_docker_archive as gen_archive
+
+    gen = gen_archive(
+        tmp_path / "d.tar", layers=[LayerSpec(3000), LayerSpec(10)], seed=81, tags=("x/y:z",)
+    )
+    res = run_cli(tmp_path / "s", "load", "-i", str(gen.path))
+    assert res.stdout == "Loaded image: x/y:z\n", res.stderr
+    (info,) = json.loads(run_cli(tmp_path / "s", "inspect", "x/y:z").stdout)
+    assert info["ConfigDigest"] == gen.config_digest
+    assert info["RootFS"]["Layers"] == list(gen.diff_ids)
+
+
+def test_bare_oci_tags_load_untagged_unless_a_name_is_given(tmp_path: Path) -> None:
+    img = make_image(82, [100], "gzip")
+    write_layout(tmp_path / "lay", [(img, "v1")])
+    res = run_cli(tmp_path / "s", "load", str(tmp_path / "lay"))
+    assert res.stdout == f"Loaded image ID: {img.config_digest}\n"
+    res = run_cli(tmp_path / "s", "load", "--name", "localhost/named/repo", str(tmp_path / "lay"))
+    assert res.stdout == "Loaded image: localhost/named/repo:v1\n"
+
+
+def test_rmi_reports_each_failure_and_goes_on(tmp_path: Path) -> None:
+    img = make_image(83, [100], "gzip")
+    write_layout(tmp_path / "lay", [(img, "localhost/r/m:1")])
+    assert run_cli(tmp_path / "s", "load", str(tmp_path / "lay")).returncode == 0
+    res = run_cli(tmp_path / "s", "rmi", "localhost/r/none:1", "localhost/r/m:1")
+    assert res.returncode == 1
+    assert res.stderr == "yardarm: error: no such image: localhost/r/none:1\n"
+    assert res.stdout.splitlines() == ["Untagged: localhost/r/m:1", f"Deleted: {img.config_digest}"]

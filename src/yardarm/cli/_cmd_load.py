@@ -16,6 +16,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("-i", "--input", metavar="FILE", help="read from FILE instead of stdin")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.add_argument(
+        "--name",
+        metavar="REPOSITORY",
+        help="repository for OCI images named only by a bare tag (e.g. skopeo oci:DIR:v1)",
+    )
     p.add_argument("path", nargs="?", metavar="FILE|DIR", help="archive file or layout folder")
     p.set_defaults(run=run)
 
@@ -29,12 +34,17 @@ def run(args: argparse.Namespace) -> int:
     target = args.input or args.path
     if target is None and sys.stdin.isatty():
         raise UsageError("requested load from stdin, but stdin is empty (use -i FILE)")
+    base = None
+    if args.name:
+        from yardarm.reference import parse_name
+
+        base = parse_name(args.name)
     store = open_store(args)
     try:
         if target is None or target == "-":
-            loaded = store.load_stream(sys.stdin.buffer, "<stdin>")
+            loaded = store.load_stream(sys.stdin.buffer, "<stdin>", base_name=base)
         else:
-            loaded = store.load(Path(target))
+            loaded = store.load(Path(target), base_name=base)
     finally:
         store.close()
     if not args.quiet:

@@ -18,16 +18,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from yardarm.cli._store_util import open_store
+    import sys
 
+    from yardarm.cli._store_util import open_store
+    from yardarm.errors import YardarmError
+
+    failed = False
     store = open_store(args)
     try:
         for text in args.images:
-            untagged, deleted = store.remove(text, force=args.force)
+            try:
+                untagged, deleted = store.remove(text, force=args.force)
+            except YardarmError as exc:  # like docker: report, go on with the others
+                sys.stderr.write(f"yardarm: error: {' '.join(str(exc).split())}\n")
+                failed = True
+                continue
             for ref in untagged:
                 print(f"Untagged: {ref.familiar()}")
             for d in deleted:
                 print(f"Deleted: {d}")
     finally:
         store.close()
-    return 0
+    return 1 if failed else 0

@@ -13,6 +13,7 @@ from typing import BinaryIO, cast
 
 from yardarm.digest import Digest
 from yardarm.errors import ImportError_
+from yardarm.reference import Reference
 from yardarm.store.blobs import BlobArea
 from yardarm.store.db import Database
 from yardarm.store.ingest import detect_compression, gzip_reader, zstd_reader
@@ -51,7 +52,9 @@ def _cleanup(temps: list[Path]) -> None:
             t.unlink()
 
 
-def load_path(db: Database, area: BlobArea, path: Path) -> list[LoadedImage]:
+def load_path(
+    db: Database, area: BlobArea, path: Path, base_name: Reference | None = None
+) -> list[LoadedImage]:
     """Load a folder (OCI layout) or a file (docker-archive / OCI archive, maybe compressed)."""
     try:
         st = path.stat()
@@ -64,7 +67,7 @@ def load_path(db: Database, area: BlobArea, path: Path) -> list[LoadedImage]:
         with area.shared():
             src = DirSource(path, area, known)  # type: ignore[arg-type]
             try:
-                plan = build_plan(src)
+                plan = build_plan(src, base_name)
                 commit(db, area, plan)
             finally:
                 _cleanup(src.temps)
@@ -77,11 +80,11 @@ def load_path(db: Database, area: BlobArea, path: Path) -> list[LoadedImage]:
         head = f.read(4)
         f.seek(0)
         if not stat.S_ISREG(st.st_mode) or detect_compression(head) != "none":
-            return load_stream(db, area, f, str(path))
+            return load_stream(db, area, f, str(path), base_name)
     with area.shared():
         tsrc = TarFileSource(path, area, known)  # type: ignore[arg-type]
         try:
-            plan = build_plan(tsrc)
+            plan = build_plan(tsrc, base_name)
             commit(db, area, plan)
         finally:
             tsrc.close()
@@ -89,7 +92,13 @@ def load_path(db: Database, area: BlobArea, path: Path) -> list[LoadedImage]:
     return plan.loaded()
 
 
-def load_stream(db: Database, area: BlobArea, stream: BinaryIO, label: str) -> list[LoadedImage]:
+def load_stream(
+    db: Database,
+    area: BlobArea,
+    stream: BinaryIO,
+    label: str,
+    base_name: Reference | None = None,
+) -> list[LoadedImage]:
     """Load a tar arriving as a stream (stdin, pipes); gzip or zstd around it is undone."""
     head = _peek(stream)
     compression = detect_compression(head.peek)
@@ -108,7 +117,7 @@ def load_stream(db: Database, area: BlobArea, stream: BinaryIO, label: str) -> l
                 if isinstance(exc, ImportError_):
                     raise
                 raise ImportError_(f"{label}: cannot read the archive ({exc})") from None
-            plan = build_plan(src)
+            plan = build_plan(src, base_name)
             commit(db, area, plan)
         finally:
             _cleanup(temps)

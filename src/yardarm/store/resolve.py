@@ -83,6 +83,7 @@ class _Builder:
         self.fail: Callable[[str], ImportError_] = lambda msg: ImportError_(f"{src.label}: {msg}")
         self.images: dict[Digest, _PendingImage] = {}
         self.indexes: dict[Digest, PlannedIndex] = {}
+        self.base_name: Reference | None = None
 
     # -- small things ---------------------------------------------------------------------
     def read_json(self, name: str, what: str) -> tuple[bytes, dict[str, Any]]:
@@ -288,15 +289,20 @@ def _is_attestation(desc: Descriptor) -> bool:
 
 
 def _tags_from_annotations(
-    desc: Descriptor, fail: Callable[[str], ImportError_]
+    desc: Descriptor, fail: Callable[[str], ImportError_], base_name: Reference | None
 ) -> list[Reference]:
     ann = dict(desc.annotations)
     text = ann.get(_CONTAINERD_NAME) or ""
     if not text:
         ref_name = ann.get(_REF_NAME) or ""
-        # A bare tag ("latest") names no repository; only full references become tags.
+        # A bare tag ("latest") names no repository: it becomes a tag of base_name if given.
         if "/" in ref_name or ":" in ref_name:
             text = ref_name
+        elif ref_name and base_name is not None:
+            try:
+                return [base_name.with_tag(ref_name)]
+            except InvalidReference as exc:
+                raise fail(f"index.json: bad tag {ref_name!r}: {exc}") from None
     if not text:
         return []
     try:
@@ -325,7 +331,7 @@ def _oci_plan(b: _Builder) -> list[tuple[Digest, list[Reference]]]:
     for i, desc in enumerate(index.manifests):
         target = b.oci_entry(desc, f"index.json entry {i}")
         tags = top.setdefault(target, [])
-        for t in _tags_from_annotations(desc, b.fail):
+        for t in _tags_from_annotations(desc, b.fail, b.base_name):
             if t not in tags:
                 tags.append(t)
     return list(top.items())
@@ -409,9 +415,13 @@ def _drop_nested(top: dict[Digest, list[Reference]], b: _Builder) -> dict[Digest
     return {t: tags for t, tags in top.items() if tags or t not in nested}
 
 
-def build_plan(src: Source) -> Plan:
-    """Check everything ``src`` holds and return the plan; raises :class:`ImportError_`."""
+def build_plan(src: Source, base_name: Reference | None = None) -> Plan:
+    """Check everything ``src`` holds and return the plan; raises :class:`ImportError_`.
+
+    ``base_name`` names the repository of OCI entries whose ``ref.name`` is a bare tag.
+    """
     b = _Builder(src)
+    b.base_name = base_name
     if src.has("manifest.json"):
         top = _docker_plan(b)
     elif src.has("index.json") or src.has("oci-layout"):

@@ -81,16 +81,22 @@ class Store:
         return self._area
 
     # -- importing ----------------------------------------------------------------------------
-    def load(self, path: Path) -> list[LoadedImage]:
-        """A docker-archive or OCI archive file, or an OCI layout folder."""
+    def load(self, path: Path, *, base_name: Reference | None = None) -> list[LoadedImage]:
+        """A docker-archive or OCI archive file, or an OCI layout folder.
+
+        ``base_name``: the repository for OCI entries named only by a bare tag (``ref.name``
+        like ``v1``), which otherwise load untagged, as with docker.
+        """
         from yardarm.store.load import load_path
 
-        return load_path(self._db, self._area, path)
+        return load_path(self._db, self._area, path, base_name)
 
-    def load_stream(self, stream: BinaryIO, label: str = "<stdin>") -> list[LoadedImage]:
+    def load_stream(
+        self, stream: BinaryIO, label: str = "<stdin>", *, base_name: Reference | None = None
+    ) -> list[LoadedImage]:
         from yardarm.store.load import load_stream
 
-        return load_stream(self._db, self._area, stream, label)
+        return load_stream(self._db, self._area, stream, label, base_name)
 
     def import_path(
         self,
