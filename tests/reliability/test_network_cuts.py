@@ -1,0 +1,132 @@
+"""Scenario 1: the connection is cut in the middle of every big layer of a push.
+
+Two 64 MiB layers go up in 16 MiB chunks through the fault proxy. Where the cut falls between
+chunks (the next PATCH never reaches the registry) the retry asks the registry where the session
+stands and re-sends nothing. Where it falls inside a PATCH body, registry 2.8 discards the
+session (404 BLOB_UPLOAD_INVALID), so that layer starts again, once. The bytes re-sent are
+measured at the proxy (what reached the registry), not taken from yardarm's word.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from fakes.faultproxy import FaultProxy, Rule
+from reliability.scenario import (
+    CHUNK,
+    LoadedStore,
+    assert_every_tag_pulls,
+    assert_store_sound,
+    pending_uploads,
+    tag,
+)
+from support.registry import RunningRegistry
+from yardarm.push.pusher import Pusher, PushOptions
+from yardarm.reference import parse
+from yardarm.store import Store
+from yardarm.transfer import RetryPolicy, TransferManager
+
+pytestmark = pytest.mark.registry
+
+_SESSION = re.compile(r"/blobs/uploads/([0-9a-f-]+)")
+
+
+class NthPatchOfFirstSessions(Rule):
+    """Cuts the ``nth`` PATCH of each of the first ``sessions`` upload sessions to PATCH.
+
+    A layer restarted after a cut opens a new session later than every first session, so it
+    is never cut again: each layer meets exactly one fault.
+    """
+
+    def __init__(self, nth: int, sessions: int, after_bytes: int) -> None:
+        super().__init__("cut", "PATCH", "/blobs/uploads/", times=sessions, after_bytes=after_bytes)
+        self.nth = nth
+        self.sessions = sessions
+        self.order: list[str] = []
+        self.patches: dict[str, int] = {}
+
+    def matches(self, method: str, target: str) -> bool:
+        m = _SESSION.search(target)
+        if method != "PATCH" or m is None:
+            return False
+        sid = m.group(1)
+        if sid not in self.patches and len(self.order) < self.sessions:
+            self.order.append(sid)
+        self.patches[sid] = self.patches.get(sid, 0) + 1
+        return sid in self.order and self.patches[sid] == self.nth
+
+
+def _push_through(
+    proxy: FaultProxy, store_path: Path, image_id: str, repo: str
+) -> tuple[Pusher, list[str]]:
+    ref = f"{proxy.host}/{repo}:v1"
+    tag(store_path, image_id, ref)
+    statuses: list[str] = []
+    manager = TransferManager(5, RetryPolicy(first_delay=0.05))
+    with Store.open(store_path) as store:
+        pusher = Pusher(
+            store,
+            PushOptions(chunk_size=CHUNK),
+            progress=lambda e: statuses.append(e.status),
+            manager=manager,
+        )
+        with pusher, manager:
+            pusher.push(parse(ref))
+    return pusher, statuses
+
+
+def _patched(proxy: FaultProxy) -> int:
+    return proxy.body_bytes_forwarded("PATCH", "/blobs/uploads/")
+
+
+def test_cut_between_chunks_of_every_layer_resumes_without_resending_a_byte(
+    registry_plain: RunningRegistry,
+    big_store: LoadedStore,
+    copy_store: Callable[[LoadedStore], Path],
+    repo_name: str,
+    tmp_path: Path,
+) -> None:
+    store_path = copy_store(big_store)
+    sizes = big_store.image.layer_sizes
+    with FaultProxy(registry_plain.host, lifetime=120) as proxy:
+        rule = NthPatchOfFirstSessions(nth=2, sessions=len(sizes), after_bytes=0)
+        proxy.add(rule)
+        _push_through(proxy, store_path, big_store.image_id, repo_name)
+        assert rule.applied == len(sizes), "every big layer met one cut"
+        assert _patched(proxy) == sum(sizes), "not one byte reached the registry twice"
+        assert len(proxy.requests_matching("POST", "/blobs/uploads/")) == len(sizes) + 1
+    assert_every_tag_pulls(registry_plain, repo_name, ["v1"], tmp_path)
+    assert_store_sound(store_path)
+    assert pending_uploads(store_path) == 0, "finished uploads leave no resume state"
+
+
+def test_cut_inside_a_chunk_restarts_each_layer_once_and_the_waste_is_bounded(
+    registry_plain: RunningRegistry,
+    big_store: LoadedStore,
+    copy_store: Callable[[LoadedStore], Path],
+    repo_name: str,
+    tmp_path: Path,
+) -> None:
+    store_path = copy_store(big_store)
+    sizes = big_store.image.layer_sizes
+    half = CHUNK // 2
+    with FaultProxy(registry_plain.host, lifetime=120) as proxy:
+        rule = NthPatchOfFirstSessions(nth=2, sessions=len(sizes), after_bytes=half)
+        proxy.add(rule)
+        _push_through(proxy, store_path, big_store.image_id, repo_name)
+        assert rule.applied == len(sizes)
+        # Registry 2.8 throws away a session cut mid-body: the first chunk (acknowledged) and
+        # the half chunk (cut) of each layer are the price of the restart, and no more.
+        resent = _patched(proxy) - sum(sizes)
+        assert resent == len(sizes) * (CHUNK + half), resent
+        posts = proxy.requests_matching("POST", "/blobs/uploads/")
+        assert len(posts) == 2 * len(sizes) + 1, "each layer restarted exactly once"
+        dead = [r for r in proxy.requests_matching(path="/blobs/uploads/.") if r.status == 404]
+        sent = [(r.method, r.body_forwarded) for r in dead]
+        assert all(method in ("GET", "DELETE") for method, _ in sent), sent
+    assert_every_tag_pulls(registry_plain, repo_name, ["v1"], tmp_path)
+    assert_store_sound(store_path)
