@@ -673,7 +673,10 @@ def _location(resp: Response, request_url: str) -> str:
     loc = resp.headers.get("location")
     if not loc:
         raise ProtocolError(f"upload answer without Location ({resp.status})")
-    return urllib.parse.urljoin(request_url, loc)
+    url = urllib.parse.urljoin(request_url, loc)
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise ProtocolError(f"upload Location is not an http(s) URL ({resp.status})")
+    return url
 
 
 def _range_end(value: str, expected: int = 0) -> int:
