@@ -141,6 +141,11 @@ def test_yardarm_resumes_from_range_after_a_cut_through_the_fault_proxy(
             upload = repo.start_upload()
             with pytest.raises(TransportError):
                 upload.write(data)
+            # The fake may still be reading the last forwarded bytes when the client sees the cut.
+            deadline = time.monotonic() + 5
+            while not any(r.cut for r in fake.requests_to("PATCH")):
+                assert time.monotonic() < deadline, "the fake never saw the cut"
+                time.sleep(0.01)
             resumed = repo.resume_upload(upload.location)
             assert resumed.offset == 1 << 20
             resumed.write(data[resumed.offset :])

@@ -190,7 +190,8 @@ def test_wrong_password_is_one_line_error_and_stores_nothing(
 
 
 def test_password_on_the_command_line_warns(basic: RunningRegistry, cli: Cli) -> None:
-    proc = cli.run("login", "-u", "pusher", "-p", basic.users["pusher"], basic.host)
+    # `--password=` form: a generated password may start with "-".
+    proc = cli.run("login", "-u", "pusher", f"--password={basic.users['pusher']}", basic.host)
     assert proc.returncode == 0, proc.stderr
     assert "Using --password via the CLI is insecure. Use --password-stdin." in proc.stderr
     assert basic.users["pusher"] not in proc.stderr + proc.stdout
@@ -263,14 +264,10 @@ def test_credential_helper_on_path_is_used_to_store_get_and_erase(
     assert password not in file_text
     assert b64(f"pusher:{password}") not in file_text
 
-    os.environ["YARDARM_TEST_CREDS"] = str(cli.helper_store)  # the in-process lookup spawns it
-    old_path = os.environ["PATH"]
-    os.environ["PATH"] = f"{HELPERS}{os.pathsep}{old_path}"
-    try:
+    with pytest.MonkeyPatch.context() as mp:  # the in-process lookup spawns the helper too
+        mp.setenv("YARDARM_TEST_CREDS", str(cli.helper_store))
+        mp.setenv("PATH", f"{HELPERS}{os.pathsep}{os.environ['PATH']}")
         ping_with_stored(basic, cli)
-    finally:
-        os.environ["PATH"] = old_path
-        del os.environ["YARDARM_TEST_CREDS"]
 
     out = cli.run("logout", basic.host)
     assert out.stdout == f"Removing login credentials for {basic.host}\n", out.stderr
