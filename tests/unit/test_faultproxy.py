@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 
@@ -251,3 +252,15 @@ def test_stop_interrupts_a_long_stall(registry_plain: RunningRegistry) -> None:
     with pytest.raises((ConnectionError, http.client.HTTPException)):
         conn.getresponse()
     assert time.monotonic() - started < 3
+
+
+def test_proxy_speaks_tls_to_a_tls_registry(registry_tls: RunningRegistry, repo_name: str) -> None:
+    assert registry_tls.ca_path is not None
+    context = ssl.create_default_context(cafile=str(registry_tls.ca_path))
+    with FaultProxy(registry_tls.host, upstream_ssl=context, lifetime=60) as p:
+        p.add(respond(503, method="POST"))
+        conn = connect(p)
+        assert call(conn, "GET", "/v2/")[0] == 200
+        assert call(conn, "POST", f"/v2/{repo_name}/blobs/uploads/")[0] == 503
+        assert call(conn, "POST", f"/v2/{repo_name}/blobs/uploads/")[0] == 202
+        assert p.requests_matching("POST")[1].upstream_status == 202
