@@ -442,3 +442,29 @@ def test_docker_hub_names_map_to_the_registry_host() -> None:
     assert Registry("docker.io", RegistryOptions(transport=t), Credentials()).host == (
         "registry-1.docker.io"
     )
+
+
+def test_insecure_registries_named_in_the_environment_fall_back_to_http(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def handler(req: Sent) -> Answer:
+        if req.url.startswith("https://"):
+            raise TransportError("no TLS here")
+        return Answer(200)
+
+    monkeypatch.setenv("YARDARM_INSECURE_REGISTRIES", "other.example, reg.example:5000")
+    t = ScriptedTransport(handler)
+    reg = Registry("reg.example:5000", RegistryOptions(transport=t), Credentials())
+    assert reg.base_url == "http://reg.example:5000"
+    monkeypatch.setenv("YARDARM_INSECURE_REGISTRIES", "")
+    secure = Registry("reg.example:5000", RegistryOptions(transport=t), Credentials())
+    with pytest.raises(TransportError):
+        secure.ping()
+
+
+def test_empty_blob_is_one_post_and_an_empty_put() -> None:
+    fake = SessionRegistry()
+    reg, t, _ = registry(fake)
+    desc = reg.repository("r").upload_blob(b"")
+    assert desc == Descriptor("application/octet-stream", Digest.from_bytes(b""), 0)
+    assert t.of("PUT")[0].body == b"" and t.of("PATCH") == []

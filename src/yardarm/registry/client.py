@@ -35,7 +35,14 @@ from yardarm.manifest import Descriptor
 from yardarm.registry._session import Session
 from yardarm.registry.auth import repository_scope
 from yardarm.registry.credentials import Credentials, lookup_credentials
-from yardarm.registry.transport import Body, HttpTransport, Response, Transport, is_loopback
+from yardarm.registry.transport import (
+    Body,
+    HttpTransport,
+    Response,
+    Transport,
+    is_loopback,
+    split_host,
+)
 
 __all__ = ["BlobSource", "BlobUpload", "Registry", "RegistryOptions", "Repository"]
 
@@ -72,14 +79,6 @@ class RegistryOptions:
         if self.max_chunk_size is not None and self.max_chunk_size < 1:
             raise UsageError("max chunk size must be at least 1 byte")
 
-    @classmethod
-    def with_env(cls, env: dict[str, str] | None = None, **kwargs: object) -> RegistryOptions:
-        """Options plus the registries named in ``YARDARM_INSECURE_REGISTRIES``."""
-        env = dict(os.environ) if env is None else env
-        named = tuple(h.strip() for h in env.get("YARDARM_INSECURE_REGISTRIES", "").split(","))
-        given = cast(tuple[str, ...], kwargs.pop("insecure_registries", ()))
-        return cls(insecure_registries=(*given, *(h for h in named if h)), **kwargs)  # type: ignore[arg-type]
-
 
 class Registry:
     """One registry host; thread-safe, share it between threads of a push."""
@@ -99,9 +98,9 @@ class Registry:
         env_insecure = os.environ.get("YARDARM_INSECURE_REGISTRIES", "")
         named = {h.strip().lower() for h in env_insecure.split(",") if h.strip()}
         named |= {h.lower() for h in options.insecure_registries}
-        hostname = self.host.rsplit(":", 1)[0] if not self.host.startswith("[") else self.host
+        hostname = split_host(self.host)[0]
         insecure = self.host.lower() in named or hostname.lower() in named
-        if options.insecure_loopback and is_loopback(hostname.strip("[]")):
+        if options.insecure_loopback and is_loopback(hostname):
             insecure = True
         self._owns_transport = options.transport is None
         transport = options.transport or HttpTransport(
