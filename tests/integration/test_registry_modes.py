@@ -6,8 +6,11 @@ import base64
 import gzip
 import http.client
 import json
+import os
 import re
 import ssl
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -439,3 +442,34 @@ def test_auth_headers_let_seed_image_push_in_every_mode(
         headers={**headers, "Accept": img.image.manifest_media_type},
     )
     assert got.body == img.image.manifest_bytes
+
+
+OWNER_SCRIPT = """
+import sys, time
+from pathlib import Path
+from support.registry import start_registry
+reg = start_registry("plain", Path(sys.argv[1]))
+print(reg.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_registry_dies_with_a_sigkilled_test_process(tmp_path: Path) -> None:
+    tests_dir = Path(__file__).resolve().parents[1]
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER_SCRIPT, str(tmp_path / "reg")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(tests_dir)},
+    )
+    try:
+        assert owner.stdout is not None
+        pid = int(owner.stdout.readline())
+        assert _proc_state(pid) != "Z"
+    finally:
+        owner.kill()  # no atexit, no fixture teardown: only the watchdog can help
+        owner.wait()
+    deadline = time.monotonic() + 10
+    while _proc_state(pid) != "Z" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _proc_state(pid) == "Z", "the registry outlived its owner"

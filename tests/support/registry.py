@@ -333,7 +333,8 @@ def start_registry(
     if mode not in MODES:
         raise ValueError(f"unknown registry mode {mode!r}")
     directory.mkdir(parents=True, exist_ok=True)
-    args = ["start", "--mode", mode, "--dir", str(directory)]
+    # The watchdog stops the registry if this test process dies without cleaning up.
+    args = ["start", "--mode", mode, "--dir", str(directory), "--owner-pid", str(os.getpid())]
     if port:
         args += ["--port", str(port)]
     if mode == "token":
