@@ -373,3 +373,12 @@ def test_helper_garbage_answer_is_not_echoed(
     with pytest.raises(CredentialError, match="malformed answer") as info:
         lookup_credentials("localhost:5000", tmp_path)
     assert SECRET not in str(info.value)
+
+
+def test_unwritable_config_folder_is_a_one_line_error_naming_the_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with pytest.raises(CredentialError) as info:
+        store_credentials("localhost:5000", Credentials("alice", SECRET), blocker / "sub")
+    assert str(blocker / "sub" / "config.json") in str(info.value)
+    assert SECRET not in str(info.value)

@@ -207,7 +207,15 @@ def _load_config(path: Path) -> dict[str, Any]:
 
 def _write_config(path: Path, data: Mapping[str, Any]) -> None:
     """Replace ``path`` atomically (temp file, fsync, rename) readable by its owner only."""
-    target = Path(os.path.realpath(path))  # keep a symlinked config.json a symlink
+    try:
+        _replace_file(Path(os.path.realpath(path)), data)  # realpath: a symlink stays one
+    except OSError as exc:
+        raise CredentialError(
+            f"{path}: cannot write docker config: {exc.strerror or exc}"
+        ) from None
+
+
+def _replace_file(target: Path, data: Mapping[str, Any]) -> None:
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     payload = (json.dumps(data, indent="\t") + "\n").encode("utf-8")
     fd, tmp_name = tempfile.mkstemp(prefix=".config.json.", dir=target.parent)
