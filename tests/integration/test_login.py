@@ -184,6 +184,7 @@ def test_wrong_password_is_one_line_error_and_stores_nothing(
     proc = cli.run("login", "-u", "pusher", "--password-stdin", basic.host, stdin=WRONG)
     line = assert_one_line_error(proc)
     assert "401" in line
+    assert f"login to {basic.host} failed" in line
     assert WRONG not in proc.stderr + proc.stdout
     assert "Login Succeeded" not in proc.stdout
     assert cli.config_file.read_bytes() == before

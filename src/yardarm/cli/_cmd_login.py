@@ -134,10 +134,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _verify(host: str, options: RegistryOptions, creds: Credentials) -> None:
+    from yardarm.errors import AuthenticationError
     from yardarm.registry import Registry
 
     registry = Registry(host, options, creds)
     try:
         registry.ping()
+    except AuthenticationError as exc:
+        raise AuthenticationError(
+            exc.status,
+            exc.code,
+            f"login to {host} failed: {exc.message or 'unauthorized'}",
+            detail=exc.detail,
+            method=exc.method,
+            url=exc.url,
+        ) from None
     finally:
         registry.close()
