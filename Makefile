@@ -35,5 +35,25 @@ test: deps registry-deps lint typecheck
 demo: deps registry-deps
 	scripts/demo
 
+# Benchmarks against skopeo, curl, python-dxf and oras-py (bench/README.md). Not part of `test`:
+# the full run takes tens of minutes and ~10 GiB of disk under bench/work.
+BENCH_VENV := bench/.venv
+BENCH_ARGS ?=
+
+$(BENCH_VENV)/.installed: | $(BIN)/python
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q 'python-dxf>=12,<13' 'oras>=0.2,<0.3' 'py-spy>=0.3,<1'
+	touch $@
+
+bench-deps: deps registry-deps $(BENCH_VENV)/.installed
+
+bench: bench-deps
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# The driver at tiny sizes (also run by `make test` as tests/integration/test_bench_smoke.py).
+bench-smoke: deps registry-deps
+	$(BIN)/pytest -q tests/integration/test_bench_smoke.py
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build src/*.egg-info
