@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import select
 import socket
 import ssl
 import threading
@@ -401,6 +402,9 @@ class FaultProxy:
                 head = _read_head(creader)
                 if head is None:
                     return
+                if upstream is not None and not _idle_and_open(upstream):
+                    self._untrack(upstream)  # the registry closed it while we were idle
+                    upstream, ureader = None, None
                 if upstream is None:
                     upstream = self._connect_upstream()
                     ureader = upstream.makefile("rb", buffering=_BUF)
@@ -638,6 +642,15 @@ def _is_tls_hello(sock: socket.socket) -> bool:
             sock.sendall(_PLAIN_TO_TLS)
         return True
     return False
+
+
+def _idle_and_open(sock: socket.socket) -> bool:
+    """Between exchanges an upstream connection has nothing to say; readable means closed."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
 
 
 def _close(s: socket.socket) -> None:

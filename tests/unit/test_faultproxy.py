@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 
@@ -264,3 +265,30 @@ def test_proxy_speaks_tls_to_a_tls_registry(registry_tls: RunningRegistry, repo_
         assert call(conn, "POST", f"/v2/{repo_name}/blobs/uploads/")[0] == 503
         assert call(conn, "POST", f"/v2/{repo_name}/blobs/uploads/")[0] == 202
         assert p.requests_matching("POST")[1].upstream_status == 202
+
+
+def test_upstream_closing_an_idle_connection_is_not_a_fault() -> None:
+    """A registry may drop idle keep-alive connections; the proxy must reconnect, not fail."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        for _ in range(2):
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            # closed right after answering, without saying "Connection: close"
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with FaultProxy(f"127.0.0.1:{port}", lifetime=30) as p:
+            conn = connect(p)
+            assert call(conn, "GET", "/v2/")[::2] == (200, b"ok")
+            time.sleep(0.2)  # let the upstream close arrive
+            assert call(conn, "GET", "/v2/")[::2] == (200, b"ok")
+            assert p.connections_accepted == 1
+    finally:
+        server.close()
+        thread.join(timeout=5)
