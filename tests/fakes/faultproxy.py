@@ -24,6 +24,8 @@ path+query) match, and whose ``times`` is not used up, applies to that request. 
                    is False, then the connection is closed after the answer.
 ``drop_response``  forward the whole request, read the registry's whole answer (so it acted),
                    then close the client connection without answering.
+``cut_response``   relay the answer's head and ``after_bytes`` of its body, then close both
+                   sides (a download cut mid-blob).
 
 Every request is recorded as a :class:`ProxiedRequest` with the body bytes received from the
 client and forwarded to the registry, so tests can assert "zero bytes re-sent". Keep-alive and
@@ -54,13 +56,14 @@ __all__ = [
     "ProxiedRequest",
     "Rule",
     "cut",
+    "cut_response",
     "drop_response",
     "latency",
     "respond",
     "stall",
 ]
 
-Action = Literal["cut", "stall", "respond", "drop_response"]
+Action = Literal["cut", "stall", "respond", "drop_response", "cut_response"]
 
 _BUF = 256 * 1024
 _MAX_LINE = 64 * 1024
@@ -152,6 +155,13 @@ def respond(
 def drop_response(*, method: str = ".*", path: str = "", times: int | None = 1) -> Rule:
     """Let the registry act on the request, then lose its answer."""
     return Rule("drop_response", method, path, times)
+
+
+def cut_response(
+    after_bytes: int, *, method: str = ".*", path: str = "", times: int | None = 1
+) -> Rule:
+    """Relay the answer's head and ``after_bytes`` of its body, then close (a cut download)."""
+    return Rule("cut_response", method, path, times, after_bytes=after_bytes)
 
 
 @dataclass
@@ -491,10 +501,21 @@ class FaultProxy:
             record.status = status
             client.sendall(rhead.encode())
         upstream_close = "close" in rhead.tokens("Connection")
+        cut_at = rule.after_bytes if rule is not None and rule.action == "cut_response" else None
         for piece, raw in _response_body(method, status, rhead, ureader):
-            if not drop:
-                record.response_bytes += len(piece)
-                client.sendall(raw)
+            if drop:
+                continue
+            if cut_at is not None and record.response_bytes + len(piece) >= cut_at:
+                keep = cut_at - record.response_bytes
+                record.response_bytes += keep
+                client.sendall(raw[: len(raw) - (len(piece) - keep)])  # payload ends raw
+                record.finished = time.monotonic()
+                raise _Stop("response cut")
+            record.response_bytes += len(piece)
+            client.sendall(raw)
+        if cut_at is not None:  # shorter than the cut point: cut at its end
+            record.finished = time.monotonic()
+            raise _Stop("response cut")
         record.finished = time.monotonic()
         if drop:
             raise _Stop("response dropped")

@@ -18,7 +18,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from fakes.faultproxy import FaultProxy, cut, drop_response, latency, respond, stall
+from fakes.faultproxy import (
+    FaultProxy,
+    cut,
+    cut_response,
+    drop_response,
+    latency,
+    respond,
+    stall,
+)
 from support.registry import RunningRegistry
 
 pytestmark = pytest.mark.registry
@@ -292,3 +300,20 @@ def test_upstream_closing_an_idle_connection_is_not_a_fault() -> None:
     finally:
         server.close()
         thread.join(timeout=5)
+
+
+def test_cut_response_delivers_exactly_n_body_bytes(proxy: FaultProxy, repo_name: str) -> None:
+    data = os.urandom(200_000)
+    conn = connect(proxy)
+    location = start_upload(conn, repo_name)
+    status, _, _ = call(conn, "PUT", with_query(location, f"digest={digest_of(data)}"), data, OCTET)
+    assert status == 201
+    proxy.add(cut_response(50_000, method="GET", path="/blobs/sha256"))
+    conn.request("GET", f"/v2/{repo_name}/blobs/{digest_of(data)}")
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert resp.getheader("Content-Length") == str(len(data))
+    with pytest.raises(http.client.IncompleteRead) as info:
+        resp.read()
+    assert info.value.partial == data[:50_000]
+    assert proxy.requests_matching("GET", "/blobs/")[0].response_bytes == 50_000
