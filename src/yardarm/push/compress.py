@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, Protocol
 
 from yardarm import mediatypes as mt
 from yardarm.digest import Digester
@@ -107,49 +107,25 @@ def compress_stream(
         yield tail
 
 
-class _Compressor:
-    def compress(self, data: bytes) -> bytes:
-        raise NotImplementedError
+class _Compressor(Protocol):
+    """What zlib-style compressobj()s of isal and zstandard have in common."""
 
-    def flush(self) -> bytes:
-        raise NotImplementedError
+    def compress(self, data: bytes, /) -> bytes: ...
 
-
-class _Gzip(_Compressor):
-    def __init__(self, level: int) -> None:
-        from isal import isal_zlib
-
-        # wbits 31: a gzip header with mtime 0 and no file name, so output is reproducible.
-        self._c = isal_zlib.compressobj(level, isal_zlib.DEFLATED, 31)
-
-    def compress(self, data: bytes) -> bytes:
-        out: bytes = self._c.compress(data)
-        return out
-
-    def flush(self) -> bytes:
-        out: bytes = self._c.flush()
-        return out
-
-
-class _Zstd(_Compressor):
-    def __init__(self, level: int) -> None:
-        import zstandard
-
-        self._c = zstandard.ZstdCompressor(level=level, threads=0).compressobj()
-
-    def compress(self, data: bytes) -> bytes:
-        out: bytes = self._c.compress(data)
-        return out
-
-    def flush(self) -> bytes:
-        out: bytes = self._c.flush()
-        return out
+    def flush(self) -> bytes: ...
 
 
 def _compressor(compression: Compression) -> _Compressor:
     if compression.algorithm == "gzip":
-        return _Gzip(compression.level)
-    return _Zstd(compression.level)
+        from isal import isal_zlib
+
+        # wbits 31: a gzip header with mtime 0 and no file name, so output is reproducible.
+        gz: _Compressor = isal_zlib.compressobj(compression.level, isal_zlib.DEFLATED, 31)
+        return gz
+    import zstandard
+
+    zs: _Compressor = zstandard.ZstdCompressor(level=compression.level, threads=0).compressobj()
+    return zs
 
 
 def skip_bytes(chunks: Iterator[bytes], count: int) -> Iterator[bytes]:
