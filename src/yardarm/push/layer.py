@@ -243,6 +243,7 @@ class LayerJob:
             if meta.source_repository != ctx.target or not check_hmac(meta, ctx.hmac_key):
                 ctx.store.metadata.add(self.layer.diff_id, ctx.hmac_key, desc.digest, ctx.target)
             result = Descriptor(self._media_type_for(desc.digest), desc.digest, desc.size)
+            self._forget_saved_upload()
             self._say(ALREADY_EXISTS)
             ctx.state.learn(self.layer.diff_id, result)
             return result
@@ -267,6 +268,7 @@ class LayerJob:
                 return None
             result = Descriptor(self._media_type_for(meta.digest), meta.digest, answer.size)
             ctx.store.metadata.add(self.layer.diff_id, ctx.hmac_key, meta.digest, ctx.target)
+            self._forget_saved_upload()
             ctx.state.learn(self.layer.diff_id, result)
             self._say(f"{MOUNTED_FROM} {source}", MOUNTED_FROM)
             return result
@@ -278,6 +280,12 @@ class LayerJob:
         if answer is not None:
             self._replace_session(answer)
         return None
+
+    def _forget_saved_upload(self) -> None:
+        """The blob is there: a resume point saved by a push killed after its commit is dead."""
+        compression, _ = self._wanted()
+        key = self._state_key(compression)
+        self.ctx.store.uploads.delete(self.ctx.registry_host, self.ctx.target, key)
 
     def _replace_session(self, session: BlobUpload) -> None:
         if self._session is not None:
