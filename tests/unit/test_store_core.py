@@ -446,3 +446,73 @@ def test_rmi_reports_each_failure_and_goes_on(tmp_path: Path) -> None:
     assert res.returncode == 1
     assert res.stderr == "yardarm: error: no such image: localhost/r/none:1\n"
     assert res.stdout.splitlines() == ["Untagged: localhost/r/m:1", f"Deleted: {img.config_digest}"]
+
+
+def test_memory_stays_flat_on_a_highly_compressed_layer(tmp_path: Path) -> None:
+    """256 MiB of zeros in a ~250 KiB gzip: decompressed in fixed pieces, never held whole."""
+    import io
+
+    from isal import igzip
+
+    size = 256 << 20
+    tar_head = io.BytesIO()
+    info = tarfile.TarInfo("zeros")
+    info.size = size
+    tar_head.write(info.tobuf(format=tarfile.PAX_FORMAT))
+    tail = b"\0" * (512 * 2)  # the file is a multiple of 512: no padding, then the end marker
+    diff = hashlib.sha256(tar_head.getvalue())
+    blob = io.BytesIO()
+    with igzip.IGzipFile(fileobj=blob, mode="wb", compresslevel=1) as gz:
+        gz.write(tar_head.getvalue())
+        zeros = b"\0" * (8 << 20)
+        for _ in range(size // len(zeros)):
+            gz.write(zeros)
+            diff.update(zeros)
+        gz.write(tail)
+        diff.update(tail)
+    data = blob.getvalue()
+    assert len(data) < 1 << 20
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + diff.hexdigest()]},
+        }
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": sha(config),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": sha(data),
+                    "size": len(data),
+                }
+            ],
+        }
+    ).encode()
+    root = tmp_path / "lay"
+    (root / "blobs/sha256").mkdir(parents=True)
+    for b in (data, config, manifest):
+        (root / "blobs/sha256" / sha(b)[7:]).write_bytes(b)
+    (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    entry = {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": sha(manifest),
+        "size": len(manifest),
+    }
+    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "yardarm", "--store", str(tmp_path / "s"), "load", str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read() if proc.stderr else b""
+    assert usage.ru_maxrss < 120 * 1024, f"peak RSS {usage.ru_maxrss} KiB"
