@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from fakes.faultproxy import Action, Rule
 from support import skopeo
 from support.imagegen import GeneratedImage, LayerSpec, write_oci_layout
 from support.registry import RunningRegistry
@@ -27,6 +29,39 @@ from support.registry import RunningRegistry
 MiB = 1 << 20
 BIG_LAYER = 64 * MiB
 CHUNK = 16 * MiB
+
+
+_SESSION = re.compile(r"/blobs/uploads/([0-9a-f-]+)")
+
+
+class NthPatchOfFirstSessions(Rule):
+    """Applies ``action`` to the ``nth`` PATCH of each of the first ``sessions`` upload sessions.
+
+    A layer restarted after a fault opens a new session later than every first session, so it
+    is never hit again: each layer meets exactly one fault.
+    """
+
+    def __init__(
+        self, action: Action, *, nth: int, sessions: int, after_bytes: int = 0, seconds: float = 0
+    ) -> None:
+        super().__init__(
+            action, "PATCH", "/blobs/uploads/", times=sessions, after_bytes=after_bytes,
+            seconds=seconds,
+        )  # fmt: skip
+        self.nth = nth
+        self.sessions = sessions
+        self.order: list[str] = []
+        self.patches: dict[str, int] = {}
+
+    def matches(self, method: str, target: str) -> bool:
+        m = _SESSION.search(target)
+        if method != "PATCH" or m is None:
+            return False
+        sid = m.group(1)
+        if sid not in self.patches and len(self.order) < self.sessions:
+            self.order.append(sid)
+        self.patches[sid] = self.patches.get(sid, 0) + 1
+        return sid in self.order and self.patches[sid] == self.nth
 
 
 @dataclass(frozen=True)

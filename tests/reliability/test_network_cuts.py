@@ -9,16 +9,16 @@ measured at the proxy (what reached the registry), not taken from yardarm's word
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from fakes.faultproxy import FaultProxy, Rule
+from fakes.faultproxy import FaultProxy
 from reliability.scenario import (
     CHUNK,
     LoadedStore,
+    NthPatchOfFirstSessions,
     assert_every_tag_pulls,
     assert_store_sound,
     pending_uploads,
@@ -31,33 +31,6 @@ from yardarm.store import Store
 from yardarm.transfer import RetryPolicy, TransferManager
 
 pytestmark = pytest.mark.registry
-
-_SESSION = re.compile(r"/blobs/uploads/([0-9a-f-]+)")
-
-
-class NthPatchOfFirstSessions(Rule):
-    """Cuts the ``nth`` PATCH of each of the first ``sessions`` upload sessions to PATCH.
-
-    A layer restarted after a cut opens a new session later than every first session, so it
-    is never cut again: each layer meets exactly one fault.
-    """
-
-    def __init__(self, nth: int, sessions: int, after_bytes: int) -> None:
-        super().__init__("cut", "PATCH", "/blobs/uploads/", times=sessions, after_bytes=after_bytes)
-        self.nth = nth
-        self.sessions = sessions
-        self.order: list[str] = []
-        self.patches: dict[str, int] = {}
-
-    def matches(self, method: str, target: str) -> bool:
-        m = _SESSION.search(target)
-        if method != "PATCH" or m is None:
-            return False
-        sid = m.group(1)
-        if sid not in self.patches and len(self.order) < self.sessions:
-            self.order.append(sid)
-        self.patches[sid] = self.patches.get(sid, 0) + 1
-        return sid in self.order and self.patches[sid] == self.nth
 
 
 def _push_through(
@@ -93,7 +66,7 @@ def test_cut_between_chunks_of_every_layer_resumes_without_resending_a_byte(
     store_path = copy_store(big_store)
     sizes = big_store.image.layer_sizes
     with FaultProxy(registry_plain.host, lifetime=120) as proxy:
-        rule = NthPatchOfFirstSessions(nth=2, sessions=len(sizes), after_bytes=0)
+        rule = NthPatchOfFirstSessions("cut", nth=2, sessions=len(sizes), after_bytes=0)
         proxy.add(rule)
         _push_through(proxy, store_path, big_store.image_id, repo_name)
         assert rule.applied == len(sizes), "every big layer met one cut"
@@ -115,7 +88,7 @@ def test_cut_inside_a_chunk_restarts_each_layer_once_and_the_waste_is_bounded(
     sizes = big_store.image.layer_sizes
     half = CHUNK // 2
     with FaultProxy(registry_plain.host, lifetime=120) as proxy:
-        rule = NthPatchOfFirstSessions(nth=2, sessions=len(sizes), after_bytes=half)
+        rule = NthPatchOfFirstSessions("cut", nth=2, sessions=len(sizes), after_bytes=half)
         proxy.add(rule)
         _push_through(proxy, store_path, big_store.image_id, repo_name)
         assert rule.applied == len(sizes)
