@@ -95,3 +95,41 @@ def test_stdin_stream_refuses_the_same_unsafe_archive(tmp_path: Path) -> None:
         pytest.raises(UnsafeArchive, match="points outside the archive"),
     ):
         store.load_stream(f, "<stdin>")
+
+
+def _as_archive(folder: Path, layout: Path) -> Path:
+    """The broken layout as an OCI archive (links stay links), to reach the tar readers."""
+    import tarfile
+
+    path = folder / "as-archive.tar"
+    with tarfile.open(path, "w") as tf:
+        for p in sorted(layout.rglob("*")):
+            tf.add(p, arcname=str(p.relative_to(layout)), recursive=False)
+    return path
+
+
+@pytest.mark.parametrize("via", ["file", "stdin"])
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_the_same_faults_in_archives_and_streams_leave_the_store_unchanged(
+    case: Case, via: str, seeded: Path, tmp_path: Path
+) -> None:
+    from yardarm.errors import ImportError_, UnsafeArchive
+    from yardarm.store import Store
+
+    source = case.build(tmp_path)
+    if source.is_dir():
+        source = _as_archive(tmp_path, source)
+    fragment = (
+        "points outside the archive" if case.name == "layout-symlink-outside" else case.fragment
+    )
+    before = snapshot(seeded)
+    with Store.open(seeded) as store, pytest.raises(ImportError_) as info:
+        if via == "file":
+            store.load(source)
+        else:
+            with source.open("rb") as f:
+                store.load_stream(f, "<stdin>")
+    assert fragment in str(info.value)
+    assert ("<stdin>" if via == "stdin" else str(source)) in str(info.value)
+    assert isinstance(info.value, UnsafeArchive) == case.unsafe
+    assert snapshot(seeded) == before
