@@ -43,6 +43,7 @@ MAX_REDIRECTS: Final = 10
 #: Attempts for idempotent small requests (HEAD/GET) on temporary errors.
 SMALL_ATTEMPTS: Final = 3
 _BACKOFF_CAP: Final = 10.0
+_RETRY_AFTER_CAP: Final = 60.0
 
 
 class Session:
@@ -293,6 +294,8 @@ def _is_tls_mismatch(exc: TransportError) -> bool:
 
 
 def _backoff(attempt: int, retry_after: float | None) -> float:
+    # A registry asking for hours must not park one small request that long: the upload
+    # manager above retries again with its own capped budget.
     if retry_after is not None:
-        return retry_after
+        return min(retry_after, _RETRY_AFTER_CAP)
     return float(min(0.5 * (2**attempt), _BACKOFF_CAP))
