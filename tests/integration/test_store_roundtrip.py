@@ -57,22 +57,37 @@ def _skopeo_facts(ref: str) -> tuple[str, list[str], str]:
 
 @pytest.fixture(scope="module")
 def pushed(
-    registry_plain: RunningRegistry, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    registry_plain: RunningRegistry,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[RunningRegistry, str]:
-    """A three-layer image (gzip, text and random content) pushed by skopeo to the registry."""
+    """A three-layer image (text and random content) pushed by skopeo to the registry."""
+    compression = request.param
     base = tmp_path_factory.mktemp("gen")
     gen = write_oci_layout(
         base / "layout",
         layers=[LayerSpec(300_000, "text", files=3), LayerSpec(200_000), LayerSpec(10)],
         seed=41,
-        compression="gzip",
+        compression=compression,
         tags=("v1",),
     )
-    skopeo.copy_to_registry(gen.skopeo_ref("v1"), registry_plain, "store/roundtrip", "v1")
-    return registry_plain, f"docker://{registry_plain.host}/store/roundtrip:v1"
+    repo = f"store/roundtrip-{compression}"
+    skopeo.copy_to_registry(gen.skopeo_ref("v1"), registry_plain, repo, "v1")
+    return registry_plain, f"docker://{registry_plain.host}/{repo}:v1"
 
 
-@pytest.mark.parametrize("transport", ["docker-archive", "oci-archive", "oci"])
+# skopeo cannot write zstd layers into a docker-archive, so that pair is not a case.
+@pytest.mark.parametrize(
+    ("pushed", "transport"),
+    [
+        ("gzip", "docker-archive"),
+        ("gzip", "oci-archive"),
+        ("gzip", "oci"),
+        ("zstd", "oci-archive"),
+        ("zstd", "oci"),
+    ],
+    indirect=["pushed"],
+)
 def test_skopeo_written_inputs_load_with_the_digests_skopeo_reports(
     pushed: tuple[RunningRegistry, str], tmp_path: Path, transport: str
 ) -> None:
