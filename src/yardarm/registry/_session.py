@@ -175,6 +175,10 @@ class Session:
             err = error_from_response(resp, method, resp.url or url, repository=repository)
             if resp.status == 401 and err.__class__ is AuthenticationError:
                 err = self._auth_error(resp, err, method, url, repository)
+                if start is None and err.__class__ is AuthenticationError and self._bearer():
+                    # A token died while a streamed body was on its way: it is dropped, and
+                    # the caller's next attempt (which resumes the upload) fetches a new one.
+                    err.temporary = True
             if err.temporary and attempt + 1 < attempts:
                 log.debug("%s %s: %s; retrying", method, err.url, err)
                 self.sleep(_backoff(attempt, getattr(err, "retry_after", None)))
@@ -231,6 +235,10 @@ class Session:
             resp.close()
             renewed = True
             log.debug("%s %s: 401, renewing credentials once", method, resp.url)
+
+    def _bearer(self) -> bool:
+        challenge = self.auth.challenge
+        return challenge is not None and challenge.scheme == "bearer"
 
     def _same_host(self, url: str) -> bool:
         return urllib.parse.urlsplit(url).netloc.lower() == self.host.lower()
