@@ -206,3 +206,59 @@ def cli_env(store_path: Path, **extra: str) -> dict[str, str]:
     env.pop("YARDARM_DEBUG", None)
     env.update(extra)
     return env
+
+
+STORE_TABLES = (
+    "refs",
+    "images",
+    "image_layers",
+    "indexes",
+    "index_children",
+    "layers",
+    "layer_blobs",
+    "v2_metadata",
+    "uploads",
+)
+
+
+def store_snapshot(store: Path) -> dict[str, object]:
+    """Every row and every blob file of a store, with sizes and mtimes: 'nothing changed'."""
+    conn = sqlite3.connect(store / "store.db")
+    try:
+        rows = {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}"))) for t in STORE_TABLES}
+    finally:
+        conn.close()
+    files = sorted(
+        (str(p.relative_to(store)), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in (store / "blobs").rglob("*")
+        if p.is_file()
+    )
+    tmp = store / "tmp"
+    temps = sorted(p.name for p in tmp.iterdir()) if tmp.exists() else []
+    return {"rows": rows, "files": files, "tmp": temps}
+
+
+def run_cli(
+    args: list[str], store: Path, *, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``python -m yardarm ARGS`` with the store in YARDARM_STORE (a real process: exit codes,
+    stderr and tracebacks exactly as a user sees them)."""
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "yardarm", *args],
+        env=env or cli_env(store),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int = 1) -> str:
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("yardarm: error: ")]
+    assert len(errors) == 1, proc.stderr
+    return errors[0]
