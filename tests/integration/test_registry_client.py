@@ -6,6 +6,7 @@ import hashlib
 import http.client
 import io
 import json
+import logging
 import os
 import time
 import urllib.parse
@@ -479,16 +480,54 @@ def test_token_server_failure_is_a_temporary_registry_error(
         assert reg.repository(repo_name).start_upload().offset == 0  # next try works
 
 
-def test_secrets_never_appear_in_reprs_or_errors(
-    registry_basic: RunningRegistry, repo_name: str
+def test_secrets_never_appear_in_reprs_errors_or_logs(
+    registry_basic: RunningRegistry,
+    registry_token: RunningRegistry,
+    repo_name: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    creds = pusher(registry_basic)
-    with client(registry_basic, creds) as reg:
+    caplog.set_level(logging.DEBUG, logger="yardarm")
+    texts: list[str] = []
+    secrets: list[str] = []
+    for reg_under_test in (registry_basic, registry_token):
+        creds = pusher(reg_under_test)
+        secrets.append(creds.password)
+        with client(reg_under_test, creds) as reg:
+            repo = reg.repository(repo_name)
+            upload = repo.start_upload()
+            auth = reg._session.auth
+            secrets += [t.value for t in auth._tokens.values()]
+            texts += [repr(reg), repr(repo), repr(upload), repr(reg._session), repr(auth)]
+            texts += [repr(t) for t in auth._tokens.values()]
+            with pytest.raises(Exception) as info:
+                upload.commit(Digest.from_bytes(b"x"), b"y")  # DIGEST_INVALID
+            texts += [str(info.value), repr(info.value), str(getattr(info.value, "url", ""))]
+            upload.cancel()
+            # A failing cancel logs; the message must still be clean.
+            upload.cancel()
+    texts += [r.getMessage() for r in caplog.records]
+    assert len(secrets) >= 3  # two passwords and at least one bearer token
+    assert caplog.records, "debug logging produced nothing to check"
+    for secret in secrets:
+        assert not any(secret in t for t in texts)
+    assert all("_state=" not in t or "_state=REDACTED" in t for t in texts)
+
+
+def test_cancel_and_manifest_delete_under_token_auth_ask_for_the_delete_action(
+    registry_token: RunningRegistry, repo_name: str
+) -> None:
+    server = registry_token.token_server
+    assert server is not None
+    with client(registry_token, pusher(registry_token)) as reg:
         repo = reg.repository(repo_name)
         upload = repo.start_upload()
-        texts = [repr(reg), repr(repo), repr(upload), repr(reg._session), repr(reg._session.auth)]
-        with pytest.raises(Exception) as info:
-            upload.commit(Digest.from_bytes(b"x"), b"y")
-        texts += [str(info.value), repr(info.value), str(getattr(info.value, "url", ""))]
-    assert not any(creds.password in t for t in texts)
-    assert all("_state=" not in t or "_state=REDACTED" in t for t in texts)
+        upload.write(b"abc")
+        upload.cancel()
+        with pytest.raises(UploadInvalid):
+            repo.resume_upload(upload.location)
+        layer = repo.upload_blob(b"layer")
+        digest = repo.put_manifest("v1", small_manifest(repo, layer), mt.OCI_MANIFEST)
+        repo.delete_manifest(digest)
+        assert repo.head_manifest(str(digest)) is None
+    asked = {str(s) for r in server.log for s in r.requested}
+    assert f"repository:{repo_name}:delete" in asked

@@ -234,7 +234,7 @@ class Session:
                 return resp
             resp.close()
             renewed = True
-            log.debug("%s %s: 401, renewing credentials once", method, resp.url)
+            log.debug("%s %s: 401, renewing credentials once", method, redact_url(resp.url))
 
     def _bearer(self) -> bool:
         challenge = self.auth.challenge
@@ -260,6 +260,8 @@ class Session:
             resp = self.transport.request(
                 method, url, headers, body, length=length, progress=progress
             )
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s -> %d", method, redact_url(url), resp.status)
             if not follow or resp.status not in _REDIRECTS:
                 return resp
             location = resp.headers.get("location")

@@ -167,6 +167,8 @@ class Repository:
         self.name = name
         self._options = options
         self._scopes = (repository_scope(name, "push,pull"),)
+        # registry 2.8 wants the "delete" action for every DELETE, upload cancels included.
+        self._delete_scopes = (repository_scope(name, "delete"),)
 
     def __repr__(self) -> str:
         return f"Repository({self._s.host!r}, {self.name!r})"
@@ -367,7 +369,7 @@ class Repository:
 
     def delete_manifest(self, digest: Digest) -> None:
         url = self._s.url(self._path(f"manifests/{digest}"))
-        self._call("DELETE", url, ok=(200, 202, 204)).close()
+        self._call("DELETE", url, ok=(200, 202, 204), scopes=self._delete_scopes).close()
 
     # -- listing -------------------------------------------------------------------------
 
@@ -541,7 +543,9 @@ class BlobUpload:
     def cancel(self) -> None:
         """DELETE the session; best effort, a failure is only logged."""
         try:
-            self._repo._call("DELETE", self.location, ok=(200, 202, 204, 404)).close()
+            self._repo._call(
+                "DELETE", self.location, ok=(200, 202, 204, 404), scopes=self._repo._delete_scopes
+            ).close()
         except YardarmError as exc:
             log.info("cancelling upload to %s failed: %s", self._repo.name, exc)
 
