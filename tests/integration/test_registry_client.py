@@ -531,3 +531,25 @@ def test_cancel_and_manifest_delete_under_token_auth_ask_for_the_delete_action(
         assert repo.head_manifest(str(digest)) is None
     asked = {str(s) for r in server.log for s in r.requested}
     assert f"repository:{repo_name}:delete" in asked
+
+
+def test_signed_schema1_manifest_round_trip_on_a_schema1_registry(
+    registry_schema1: RunningRegistry, repo_name: str
+) -> None:
+    import gzip
+
+    from support import schema1
+
+    with client(registry_schema1) as reg:
+        repo = reg.repository(repo_name)
+        layer = repo.upload_blob(gzip.compress(b"", mtime=0))
+        manifest = schema1.manifest_for(repo_name, "v1", [str(layer.digest)])
+        raw = schema1.sign(manifest)
+        # Its digest covers the payload without signatures, as the registry computes it.
+        digest = repo.put_manifest("v1", raw, mt.DOCKER_SCHEMA1_SIGNED)
+        assert str(digest) == schema1.payload_digest(manifest)
+        got, media_type, got_digest = repo.get_manifest(str(digest))
+        assert (media_type, got_digest) == (mt.DOCKER_SCHEMA1_SIGNED, digest)
+        assert json.loads(got)["fsLayers"] == manifest["fsLayers"]
+        head = repo.head_manifest("v1")
+        assert head is not None and head.digest == digest

@@ -231,8 +231,8 @@ def test_get_manifest_checks_the_digest_header_for_tags() -> None:
                                      mt.DOCKER_MANIFEST, mt.DOCKER_SCHEMA1_SIGNED))  # fmt: skip
 
 
-def test_signed_schema1_digest_header_is_not_compared_with_the_signed_bytes() -> None:
-    headers = {"Content-Type": mt.DOCKER_SCHEMA1_SIGNED, "Docker-Content-Digest": str(BAD)}
+def test_signed_schema1_without_a_readable_signature_falls_back_to_the_bytes_digest() -> None:
+    headers = {"Content-Type": mt.DOCKER_SCHEMA1_SIGNED, "Docker-Content-Digest": str(GOOD)}
     reg, _t, _ = registry(lambda r: Answer(200, headers, RAW))
     raw, media_type, digest = reg.repository("r").get_manifest("latest")
     assert (raw, media_type, digest) == (RAW, mt.DOCKER_SCHEMA1_SIGNED, GOOD)

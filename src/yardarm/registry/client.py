@@ -8,6 +8,7 @@ manager's job; this module retries only small idempotent requests and says preci
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -339,29 +340,32 @@ class Repository:
         media_type = (resp.headers.get("content-type") or "").split(";")[0].strip()
         wanted = _digest_or_none(reference)
         algorithm = wanted.algorithm if wanted else "sha256"
-        digest = Digest(algorithm, hashlib.new(algorithm, raw).hexdigest())
-        if wanted is not None and digest != wanted:
+        digest = _manifest_digest(raw, media_type, algorithm)
+        raw_digest = Digest(algorithm, hashlib.new(algorithm, raw).hexdigest())
+        if wanted is not None and wanted not in (digest, raw_digest):
             raise ProtocolError(f"manifest {self.name}@{wanted}: content hashes to {digest}")
-        self._check_digest_header(resp, digest, media_type, "GET", reference)
+        self._check_digest_header(resp, digest, "GET", reference)
         return raw, media_type, digest
 
     def put_manifest(self, reference: str, raw: bytes, media_type: str) -> Digest:
+        """PUT the bytes unchanged; returns the digest the registry knows them by.
+
+        That is the hash of the bytes, except for signed schema1, whose digest covers the
+        payload without its signatures (what registries and docker report).
+        """
         url = self._s.url(self._path(f"manifests/{reference}"))
-        digest = Digest.from_bytes(raw)
+        digest = _manifest_digest(raw, media_type)
         with self._call(
             "PUT", url, headers={"Content-Type": media_type}, body=raw, ok=(200, 201, 202)
         ) as resp:
-            self._check_digest_header(resp, digest, media_type, "PUT", reference)
+            self._check_digest_header(resp, digest, "PUT", reference)
         return digest
 
     def _check_digest_header(
-        self, resp: Response, digest: Digest, media_type: str, method: str, reference: str
+        self, resp: Response, digest: Digest, method: str, reference: str
     ) -> None:
         header = resp.headers.get("docker-content-digest")
-        # Signed schema1 digests cover the payload without signatures, not the bytes sent.
-        if not header or media_type == mt.DOCKER_SCHEMA1_SIGNED:
-            return
-        if header.strip() != str(digest):
+        if header and header.strip() != str(digest):
             raise ProtocolError(
                 f"{method} manifest {self.name}:{reference}: registry says digest {header}, "
                 f"content is {digest}"
@@ -698,6 +702,30 @@ def _range_end(value: str, expected: int = 0) -> int:
     if n == 0 and int(start) == 0:
         return 1 if expected >= 1 else 0
     return n + 1
+
+
+def _manifest_digest(raw: bytes, media_type: str, algorithm: str = "sha256") -> Digest:
+    if media_type == mt.DOCKER_SCHEMA1_SIGNED:
+        payload = _schema1_payload(raw)
+        if payload is not None:
+            raw = payload
+    return Digest(algorithm, hashlib.new(algorithm, raw).hexdigest())
+
+
+def _schema1_payload(raw: bytes) -> bytes | None:
+    """The signed schema1 payload: the bytes before the signatures plus the protected tail."""
+    try:
+        doc = json.loads(raw)
+        protected = doc["signatures"][0]["protected"]
+        header = json.loads(base64.urlsafe_b64decode(protected + "=" * (-len(protected) % 4)))
+        length = header["formatLength"]
+        tail = header["formatTail"]
+        tail_bytes = base64.urlsafe_b64decode(tail + "=" * (-len(tail) % 4))
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    if not isinstance(length, int) or not 0 < length <= len(raw):
+        return None
+    return raw[:length] + tail_bytes
 
 
 def _content_length(resp: Response) -> int | None:
