@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from yardarm.digest import Digest
+from yardarm.errors import StoreError
 from yardarm.manifest import Descriptor, Platform
 from yardarm.reference import Reference
 from yardarm.store.blobs import BlobArea
@@ -100,7 +101,8 @@ def commit(db: Database, area: BlobArea, plan: Plan) -> None:
         if temp is None:
             if area.exists(digest):
                 continue  # an orphan from an earlier crash whose content was verified now
-            raise AssertionError(f"no file for {digest}")
+            # only when another process removed a blob this load relied on, mid-load
+            raise StoreError(f"blob {digest} vanished from the store during the load; retry")
         area.promote(temp, digest)
         algorithms.add(digest.algorithm)
     area.sync_dirs(algorithms)
