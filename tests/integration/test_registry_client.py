@@ -224,8 +224,14 @@ def test_mount_from_another_repository_and_fallback_session(
         source = reg.repository(repo_name + "/src")
         target = reg.repository(repo_name + "/dst")
         desc = source.upload_blob(b"mount me")
+        mark = registry_plain.log_mark()
         mounted = target.mount_blob(desc.digest, source.name)
         assert mounted == Descriptor("application/octet-stream", desc.digest, 8)
+        assert [e.method for e in registry_plain.access_log(since=mark)] == ["POST", "HEAD"]
+        again = reg.repository(repo_name + "/dst2")
+        mark = registry_plain.log_mark()
+        assert again.mount_blob(desc.digest, source.name, 8) == mounted
+        assert [e.method for e in registry_plain.access_log(since=mark)] == ["POST"]
         assert target.stat_blob(desc.digest) is not None
         missing = Digest.from_bytes(b"not in source")
         fallback = target.mount_blob(missing, source.name)
