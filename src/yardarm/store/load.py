@@ -100,7 +100,7 @@ def load_stream(
     base_name: Reference | None = None,
 ) -> list[LoadedImage]:
     """Load a tar arriving as a stream (stdin, pipes); gzip or zstd around it is undone."""
-    head = _peek(stream)
+    head = _Peeked(stream)
     compression = detect_compression(head.peek)
     raw = cast(BinaryIO, head)
     if compression == "gzip":
@@ -124,7 +124,7 @@ def load_stream(
     return plan.loaded()
 
 
-class _peek:  # noqa: N801 - a tiny helper that reads like a function
+class _Peeked:
     """Lets us look at the first bytes of a non-seekable stream and still read them later."""
 
     def __init__(self, stream: BinaryIO) -> None:
