@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import time
+import tracemalloc
 import urllib.parse
 from pathlib import Path
 
@@ -133,17 +134,18 @@ def test_requests_carry_yardarm_user_agent_and_reuse_one_connection(
 def test_monolithic_upload_of_256_mib_file_streams_with_flat_memory(
     registry_plain: RunningRegistry, repo_name: str, tmp_path: Path
 ) -> None:
-    import resource
-
     path = tmp_path / "big"
     digest = random_file(path, 256 * MiB + 123)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     seen: list[int] = []
-    with client(registry_plain) as reg:
-        desc = reg.repository(repo_name).upload_blob(path, digest, progress=seen.append)
-    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    tracemalloc.start()
+    try:
+        with client(registry_plain) as reg:
+            desc = reg.repository(repo_name).upload_blob(path, digest, progress=seen.append)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     assert desc.size == 256 * MiB + 123 and sum(seen) == desc.size
-    assert grown_kib < 64 * 1024, f"memory grew by {grown_kib} KiB"
+    assert peak < 4 * MiB, f"peak Python allocations {peak} bytes"
     assert independent_digest(registry_plain, repo_name, digest) == (str(digest), desc.size)
 
 
@@ -153,9 +155,15 @@ def test_chunked_upload_of_256_mib_with_chunk_cap_uses_several_patches(
     path = tmp_path / "big"
     digest = random_file(path, 256 * MiB + 7)
     mark = registry_plain.log_mark()
-    with client(registry_plain, max_chunk_size=64 * MiB) as reg, open(path, "rb") as f:
-        desc = reg.repository(repo_name).upload_blob(f, digest)
+    tracemalloc.start()
+    try:
+        with client(registry_plain, max_chunk_size=64 * MiB) as reg, open(path, "rb") as f:
+            desc = reg.repository(repo_name).upload_blob(f, digest)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     assert desc.size == 256 * MiB + 7
+    assert peak < 4 * MiB, f"peak Python allocations {peak} bytes"
     patches = [e for e in registry_plain.access_log(since=mark) if e.method == "PATCH"]
     assert len(patches) == 5 and all(e.status == 202 for e in patches)
     assert independent_digest(registry_plain, repo_name, digest) == (str(digest), desc.size)
@@ -290,8 +298,12 @@ def test_tls_is_verified_against_certs_dir_when_loopback_is_not_trusted_blindly(
     (certs / registry_tls.host / "ca.crt").write_bytes(registry_tls.ca_path.read_bytes())
     with client(registry_tls, insecure_loopback=False, certs_dirs=(certs,)) as reg:
         assert reg.base_url == f"https://{registry_tls.host}"
-        desc = reg.repository(repo_name).upload_blob(b"over tls")
-        assert desc.size == 8
+        path = tmp_path / "blob"
+        digest = random_file(path, 5 * MiB + 1)
+        desc = reg.repository(repo_name).upload_blob(path, digest)  # 1 MiB TLS writes
+        assert desc.size == 5 * MiB + 1
+        with reg.repository(repo_name).open_blob(digest) as f:
+            assert hashlib.sha256(f.read()).hexdigest() == digest.hex
 
 
 def test_loopback_registry_is_insecure_allowed_https_first(registry_tls: RunningRegistry) -> None:
