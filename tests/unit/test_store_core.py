@@ -516,3 +516,42 @@ def test_memory_stays_flat_on_a_highly_compressed_layer(tmp_path: Path) -> None:
     _, status, usage = os.wait4(proc.pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, proc.stderr.read() if proc.stderr else b""
     assert usage.ru_maxrss < 120 * 1024, f"peak RSS {usage.ru_maxrss} KiB"
+
+
+def test_store_location_comes_from_yardarm_store_env(tmp_path: Path) -> None:
+    img = make_image(84, [100], "none")
+    archive = tmp_path / "a.tar"
+    write_docker_archive(archive, [(img, ["localhost/env/x:1"])])
+    env = {**os.environ, "YARDARM_STORE": str(tmp_path / "from-env")}
+    res = subprocess.run(
+        [sys.executable, "-m", "yardarm", "load", "-i", str(archive)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "from-env" / "store.db").is_file()
+
+
+@pytest.mark.parametrize("compressor", ["gzip", "zstd"])
+def test_compressed_archive_on_stdin_is_undone_on_the_fly(tmp_path: Path, compressor: str) -> None:
+    img = make_image(85, [3000], "none")
+    archive = tmp_path / "a.tar"
+    write_docker_archive(archive, [(img, ["localhost/gz/x:1"])])
+    if compressor == "gzip":
+        from isal import igzip
+
+        packed = igzip.compress(archive.read_bytes())
+    else:
+        import zstandard
+
+        packed = zstandard.ZstdCompressor().compress(archive.read_bytes())
+    res = subprocess.run(
+        [sys.executable, "-m", "yardarm", "--store", str(tmp_path / "s"), "load"],
+        input=packed,
+        capture_output=True,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == b"Loaded image: localhost/gz/x:1\n"
