@@ -555,3 +555,25 @@ def test_compressed_archive_on_stdin_is_undone_on_the_fly(tmp_path: Path, compre
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout == b"Loaded image: localhost/gz/x:1\n"
+
+
+def test_tag_command_adds_a_name_and_prune_keeps_tagged_images(tmp_path: Path) -> None:
+    img = make_image(86, [100], "gzip")
+    write_layout(tmp_path / "lay", [(img, "localhost/t/a:1")])
+    assert run_cli(tmp_path / "s", "load", str(tmp_path / "lay")).returncode == 0
+    res = run_cli(tmp_path / "s", "tag", "localhost/t/a:1", "localhost/t/b")
+    assert (res.returncode, res.stdout, res.stderr) == (0, "", "")
+    res = run_cli(tmp_path / "s", "tag", img.config_digest[7:19], "localhost/t/c:9")
+    assert res.returncode == 0, res.stderr
+    rows = run_cli(tmp_path / "s", "images", "--format", "json").stdout.splitlines()
+    assert sorted((json.loads(r)["Repository"], json.loads(r)["Tag"]) for r in rows) == [
+        ("localhost/t/a", "1"),
+        ("localhost/t/b", "latest"),
+        ("localhost/t/c", "9"),
+    ]
+    res = run_cli(tmp_path / "s", "tag", "localhost/t/nothing:1", "localhost/t/d:1")
+    assert res.returncode == 1
+    assert res.stderr == "yardarm: error: no such image: localhost/t/nothing:1\n"
+    res = run_cli(tmp_path / "s", "prune")
+    assert res.returncode == 0
+    assert res.stdout == "Removed 0 images, 0 layers, 0 files; reclaimed 0 bytes\n"
