@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     env.paths[wl.image.name] = run.generate(wl.image, work)
     args.out.mkdir(parents=True, exist_ok=True)
     raw = args.out / f"{args.workload}.raw"
-    run_dir = work / "run"
+    run_dir = work / "profile-run"  # bench/run.py may be using work/run
     subprocess.run(["rm", "-rf", str(run_dir)], check=True)
     run_dir.mkdir(parents=True)
     reg = run.Registry.start(run_dir / "registry", wl.mode)
