@@ -32,6 +32,7 @@ from yardarm.errors import (
     DigestMismatch,
     LayerNotFound,
     NotFoundError,
+    ProtocolError,
     RegistryError,
     TransportError,
     UploadInvalid,
@@ -261,6 +262,10 @@ class LayerJob:
                 raise
             log.info("mount of %s from %s failed: %s", meta.digest, source, exc)
             answer = None
+        except ProtocolError as exc:
+            # A 201 naming another blob: never record or use it; our own upload is the safe path.
+            log.warning("%s; uploading instead", exc)
+            return None
         if isinstance(answer, Descriptor):
             if answer.digest != meta.digest:
                 # 201 for another digest: never record or use it (hostile or broken registry).
