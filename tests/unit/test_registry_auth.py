@@ -306,3 +306,21 @@ def test_token_server_error_message_is_scrubbed_of_the_password() -> None:
 
 def _digest() -> Digest:
     return Digest.from_bytes(b"x")
+
+
+def test_password_is_not_sent_to_a_plain_http_realm_on_another_host() -> None:
+    def handler(req: Sent) -> Answer:
+        if req.url.startswith(f"https://{HOST}"):
+            raise TransportError("no TLS here")
+        if "auth.example" in req.url:
+            return Answer(200, body=b'{"token":"anon"}')
+        if req.header("Authorization"):
+            return Answer(404)
+        return Answer(401, {"WWW-Authenticate": 'Bearer realm="http://auth.example/token"'})
+
+    t = ScriptedTransport(handler)
+    opts = RegistryOptions(transport=t, insecure_registries=(HOST,), insecure_loopback=False)
+    reg = Registry(HOST, opts, Credentials(username="u", password="pw-secret"))
+    reg.repository("a/b").stat_blob(_digest())
+    [token_request] = token_requests(t)
+    assert token_request.header("Authorization") is None

@@ -32,6 +32,7 @@ from yardarm.registry.transport import (
     body_position,
     is_loopback,
     rewind_body,
+    split_host,
 )
 
 __all__ = ["Session"]
@@ -77,7 +78,12 @@ class Session:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme == "https":
             return True
-        return self.insecure or is_loopback(parts.hostname or "")
+        # Plain HTTP only to loopback, or to the very host the user named insecure (not to a
+        # token realm elsewhere that happens to be plain HTTP).
+        hostname = (parts.hostname or "").lower()
+        if is_loopback(hostname):
+            return True
+        return self.insecure and hostname == split_host(self.host)[0].lower()
 
     # -- scheme and challenge -----------------------------------------------------------
 

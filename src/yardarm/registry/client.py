@@ -277,6 +277,14 @@ class Repository:
         if isinstance(source, bytes | bytearray | memoryview):
             data = bytes(source)
             digest = digest or Digest.from_bytes(data)
+            if self._options.max_chunk_size is None:
+                # Small blobs (configs) go as they are: no file wrapper, no 1 MiB buffer.
+                upload = self.start_upload()
+                try:
+                    return upload.commit(digest, data, progress=progress)
+                except BaseException:
+                    upload.cancel()
+                    raise
             return self._upload_stream(io.BytesIO(data), len(data), digest, progress)
         length = _remaining_length(source)
         return self._upload_stream(source, length, digest, progress)
