@@ -30,7 +30,7 @@ from yardarm.errors import (
 from yardarm.manifest import Descriptor
 from yardarm.registry import Credentials, Registry, RegistryOptions
 from yardarm.registry._errors import error_from_response, parse_retry_after
-from yardarm.registry.client import _range_end
+from yardarm.registry._upload import range_end
 from yardarm.registry.transport import ERROR_BODY_LIMIT, Headers, Response
 
 HOST = "reg.example"
@@ -180,12 +180,12 @@ def test_old_location_is_rejected_as_upload_invalid() -> None:
 
 
 def test_range_zero_zero_means_empty_unless_a_byte_was_sent() -> None:
-    assert _range_end("0-0") == 0
-    assert _range_end("0-0", expected=1) == 1
-    assert _range_end("0-99") == 100
-    assert _range_end("bytes=0-9") == 10
+    assert range_end("0-0") == 0
+    assert range_end("0-0", expected=1) == 1
+    assert range_end("0-99") == 100
+    assert range_end("bytes=0-9") == 10
     with pytest.raises(ProtocolError):
-        _range_end("garbage")
+        range_end("garbage")
 
 
 def test_registry_acknowledging_less_than_sent_is_a_protocol_error() -> None:
