@@ -54,8 +54,8 @@ def layer_blobs(layout: Path) -> tuple[list[Path], list[Path]]:
     return blobs, layers
 
 
-def run_yardarm(layout: Path, store: Path) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one ``yardarm load`` into a fresh store."""
+def run_yardarm(layout: Path, store: Path) -> tuple[float, int, float]:
+    """Wall seconds, peak RSS (KiB) and CPU seconds of one ``yardarm load`` into a fresh store."""
     shutil.rmtree(store, ignore_errors=True)
     cmd = [sys.executable, "-m", "yardarm", "--store", str(store), "load", "-q", str(layout)]
     start = time.perf_counter()
@@ -64,16 +64,21 @@ def run_yardarm(layout: Path, store: Path) -> tuple[float, int]:
     elapsed = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"yardarm load failed ({status})")
-    return elapsed, usage.ru_maxrss
+    return elapsed, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
-def run_shell(blobs: list[Path], layers: list[Path]) -> float:
+def run_shell(blobs: list[Path], layers: list[Path]) -> tuple[float, float]:
+    """Wall and CPU seconds (bash and everything it ran) of the shell verification."""
     script = "set -e\n"
     script += "".join(f"sha256sum {b} >/dev/null\n" for b in blobs)
     script += "".join(f"gzip -dc {b} | sha256sum >/dev/null\n" for b in layers)
     start = time.perf_counter()
-    subprocess.run(["bash", "-c", script], check=True)
-    return time.perf_counter() - start
+    proc = subprocess.Popen(["bash", "-c", script])
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("shell verification failed")
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -97,17 +102,27 @@ def main() -> int:
         with b.open("rb") as f:
             while f.read(8 * MIB):
                 pass
-    ours, theirs, rss = [], [], []
+    ours, theirs, rss, our_cpu, their_cpu = [], [], [], [], []
     for i in range(args.rounds):
-        t, peak = run_yardarm(big, work / "store")
+        t, peak, cpu = run_yardarm(big, work / "store")
         ours.append(t)
         rss.append(peak)
-        s = run_shell(blobs, layers)
+        our_cpu.append(cpu)
+        s, scpu = run_shell(blobs, layers)
         theirs.append(s)
-        print(f"round {i + 1}: yardarm {t:.2f}s (peak {peak / 1024:.0f} MiB)  shell {s:.2f}s")
-    _, small_peak = run_yardarm(small, work / "store-small")
+        their_cpu.append(scpu)
+        print(
+            f"round {i + 1}: yardarm {t:.2f}s wall {cpu:.2f}s CPU (peak {peak / 1024:.0f} MiB)  "
+            f"shell {s:.2f}s wall {scpu:.2f}s CPU  load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+    _, small_peak, _ = run_yardarm(small, work / "store-small")
     y, sh = statistics.median(ours), statistics.median(theirs)
     print(f"median: yardarm load {y:.2f}s  shell verification {sh:.2f}s  speed-up {sh / y:.2f}x")
+    print(
+        f"median CPU: yardarm {statistics.median(our_cpu):.2f}s  "
+        f"shell {statistics.median(their_cpu):.2f}s (yardarm also copies and fsyncs every blob)"
+    )
     print(
         f"yardarm throughput {compressed / MIB / y:.0f} MiB/s of compressed input; "
         f"peak RSS {max(rss) / 1024:.0f} MiB on {compressed / MIB:.0f} MiB, "
