@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         compression=Compression.parse(args.compression) if args.compression else None,
         allow_nondistributable=tuple(args.allow_nondist),
         allow_schema1=args.allow_schema1,
-        chunk_size=args.chunk_size or DEFAULT_CHUNK,
+        chunk_size=DEFAULT_CHUNK if args.chunk_size is None else args.chunk_size,
     )
     renderer = make_renderer(args.progress, args.quiet)
     store = Store.open(args.store)
