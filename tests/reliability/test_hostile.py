@@ -39,6 +39,7 @@ class Hostile:
     setup: Callable[[FakeRegistry, FakeRegistry], None]  # (origin, elsewhere)
     outcome: str  # "ok", "any" (either is fine), or a fragment of the error line
     push_twice: bool = False  # the first push seeds metadata (mounts, existence checks)
+    args: tuple[str, ...] = ()  # extra push flags
 
 
 def _set(**values: object) -> Callable[[FakeRegistry, FakeRegistry], None]:
@@ -84,6 +85,13 @@ CASES = [
     Hostile("too-many-headers", _set(many_headers=500), "header"),
     Hostile("mount-201-with-another-digest", _set(mount_digest="sha256:" + "0" * 64), "ok", True),
     Hostile("blob-head-wrong-size", _set(head_size_delta=7), "ok", True),
+    Hostile(
+        "blob-head-wrong-size-converted-manifest",
+        _set(head_size_delta=7),
+        "ok",
+        True,
+        ("--format", "docker"),
+    ),
     Hostile(
         "manifest-put-garbage-digest",
         _intercept(
@@ -148,7 +156,7 @@ def test_hostile_registry_gets_a_precise_error_or_the_safe_path(
     ref = f"{origin.host}/hostile/repo:v1"
     tag(store, small_store.image_id, ref)
     started = time.monotonic()
-    proc = run_cli(["push", "-q", ref], store, env=env, timeout=DEADLINE + 30)
+    proc = run_cli(["push", "-q", *case.args, ref], store, env=env, timeout=DEADLINE + 30)
     took = time.monotonic() - started
     assert took < DEADLINE, f"{case.name} took {took:.0f}s"
 
@@ -157,7 +165,10 @@ def test_hostile_registry_gets_a_precise_error_or_the_safe_path(
         for layer in image.layers:
             assert origin.has_blob("hostile/repo", layer.digest)
         raw, _ = origin.manifests[("hostile/repo", "v1")]
-        assert raw == image.image.manifest_bytes
+        if not case.args:
+            assert raw == image.image.manifest_bytes
+        for layer in json.loads(raw)["layers"]:
+            assert len(origin.blobs[layer["digest"]]) == layer["size"], "sizes are the blob's"
     elif case.outcome == "any":
         if proc.returncode != 0:
             assert_one_line_error(proc)
