@@ -75,6 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     debug = bool(args.debug) or os.environ.get("YARDARM_DEBUG") == "1"
+    if debug:  # --debug promises debug logs: the library logs, only the CLI may print them
+        import logging
+
+        logging.basicConfig(
+            level=logging.DEBUG, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+        )
     try:
         return int(args.run(args))
     except KeyboardInterrupt:
