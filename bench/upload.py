@@ -5,10 +5,11 @@
 Workloads: a 1 GiB blob monolithic (POST + one streamed PUT), the same blob chunked (64 MiB
 PATCHes + PUT), and 8 x 128 MiB blobs with 4 uploads in flight. curl does the monolithic form
 of each (`curl -X POST` for the session, `curl -T file` for the PUT), 4 processes at a time for
-the parallel case. Every measurement gets a fresh registry (new storage: nothing de-duplicated);
-tools alternate within each repetition; medians are reported. Digests are computed up front, so
-neither side pays for hashing. Client CPU is this process's rusage for yardarm (in-process) and
-the children's rusage for curl; the registry's CPU comes from /proc.
+the parallel case; for the chunked case curl also PATCHes the same 64 MiB parts (pre-split,
+untimed), one process per request. Every measurement gets a fresh registry (new storage:
+nothing de-duplicated); tools alternate within each repetition; medians are reported. Digests
+are computed up front, so neither side pays for hashing. Client CPU is this process's rusage for
+yardarm (in-process) and the children's rusage for curl; the registry's CPU comes from /proc.
 """
 
 from __future__ import annotations
@@ -135,22 +136,36 @@ def yardarm_upload(blobs: list[Blob], parallel: int, chunk: int | None) -> Calla
     return run
 
 
-def curl_upload(blobs: list[Blob], parallel: int) -> Callable[[str], None]:
+def _curl_location(args: list[str]) -> str:
+    head = subprocess.run(
+        ["curl", "-sS", "-f", "-D", "-", "-o", "/dev/null", *args],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    return next(
+        line.split(":", 1)[1].strip()
+        for line in head.splitlines()
+        if line.lower().startswith("location:")
+    )
+
+
+def curl_upload(
+    blobs: list[Blob], parallel: int, parts: dict[Path, list[Path]] | None = None
+) -> Callable[[str], None]:
+    """POST + `curl -T` PUT; with ``parts``, one `curl -X PATCH -T part` per pre-split part."""
+    octet = ["-H", "Content-Type: application/octet-stream"]
+
     def one(host: str, b: Blob) -> None:
-        head = subprocess.run(
-            ["curl", "-sS", "-f", "-X", "POST", "-D", "-", "-o", "/dev/null",
-             f"http://{host}/v2/bench/blobs/blobs/uploads/"],
-            check=True, capture_output=True, text=True,
-        ).stdout  # fmt: skip
-        location = next(
-            line.split(":", 1)[1].strip()
-            for line in head.splitlines()
-            if line.lower().startswith("location:")
-        )
+        location = _curl_location(["-X", "POST", f"http://{host}/v2/bench/blobs/blobs/uploads/"])
+        if parts is not None:
+            for part in parts[b.path]:
+                location = _curl_location(["-X", "PATCH", "-T", str(part), *octet, location])
+            body: list[str] = ["-X", "PUT", "-d", ""]
+        else:
+            body = ["-T", str(b.path)]
         sep = "&" if "?" in location else "?"
         subprocess.run(
-            ["curl", "-sS", "-f", "-o", "/dev/null", "-T", str(b.path),
-             "-H", "Content-Type: application/octet-stream", f"{location}{sep}digest={b.digest}"],
+            ["curl", "-sS", "-f", "-o", "/dev/null", *body, *octet,
+             f"{location}{sep}digest={b.digest}"],
             check=True,
         )  # fmt: skip
 
@@ -159,6 +174,19 @@ def curl_upload(blobs: list[Blob], parallel: int) -> Callable[[str], None]:
             list(pool.map(lambda b: one(host, b), blobs))
 
     return run
+
+
+def split_parts(blob: Blob, size: int) -> list[Path]:
+    """Cut a blob into part files up front (untimed), so curl can PATCH them one by one."""
+    out = []
+    with open(blob.path, "rb") as f:
+        i = 0
+        while data := f.read(size):
+            part = blob.path.with_name(f"{blob.path.name}.part{i:03d}")
+            part.write_bytes(data)
+            out.append(part)
+            i += 1
+    return out
 
 
 # -- main -------------------------------------------------------------------------------------
@@ -180,24 +208,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         one = [make_blob(work / "big.bin", big)]
         eight = [make_blob(work / f"small{i}.bin", small) for i in range(8)]
+        chunk = 64 * MiB
+        parts = {one[0].path: split_parts(one[0], chunk)}
         workloads = [
-            (f"{big // MiB} MiB monolithic", one, 1, None),
-            (f"{big // MiB} MiB chunked (64 MiB PATCHes)", one, 1, 64 * MiB),
-            (f"8 x {small // MiB} MiB, 4 parallel", eight, 4, None),
+            (f"{big // MiB} MiB monolithic", one, 1, None, ("curl",)),
+            (f"{big // MiB} MiB chunked (64 MiB PATCHes)", one, 1, chunk, ("curl", "curl-chunked")),
+            (f"8 x {small // MiB} MiB, 4 parallel", eight, 4, None, ("curl",)),
         ]
-        print(f"{'workload':34} {'tool':8} {'wall s':>7} {'MB/s':>7} {'cpu s/GiB':>9} "
+        print(f"{'workload':34} {'tool':12} {'wall s':>7} {'MB/s':>7} {'cpu s/GiB':>9} "
               f"{'reg cpu s/GiB':>13}")  # fmt: skip
         summary = []
-        for name, blobs, parallel, chunk in workloads:
+        for name, blobs, parallel, size, peers in workloads:
             total = sum(b.size for b in blobs)
-            results: dict[str, list[Sample]] = {"yardarm": [], "curl": []}
+            tools = ["yardarm", *peers]
+            results: dict[str, list[Sample]] = {t: [] for t in tools}
             for rep in range(reps):
-                order = ["yardarm", "curl"] if rep % 2 == 0 else ["curl", "yardarm"]
+                order = tools if rep % 2 == 0 else tools[::-1]
                 for tool in order:
                     if tool == "yardarm":
-                        s = measure(work, yardarm_upload(blobs, parallel, chunk), self_cpu)
-                    else:
+                        s = measure(work, yardarm_upload(blobs, parallel, size), self_cpu)
+                    elif tool == "curl":
                         s = measure(work, curl_upload(blobs, parallel), children_cpu)
+                    else:
+                        s = measure(work, curl_upload(blobs, parallel, parts), children_cpu)
                     results[tool].append(s)
             med = {}
             for tool, samples in results.items():
@@ -205,14 +238,15 @@ def main(argv: list[str] | None = None) -> int:
                 cpu = statistics.median(s.client_cpu for s in samples) / (total / GiB)
                 reg_cpu = statistics.median(s.registry_cpu for s in samples) / (total / GiB)
                 med[tool] = (wall, cpu)
-                print(f"{name:34} {tool:8} {wall:7.2f} {total / wall / 1e6:7.0f} {cpu:9.2f} "
-                      f"{reg_cpu:13.2f}")  # fmt: skip
-            ratio = med["curl"][0] / med["yardarm"][0]
-            summary.append((name, ratio, med["yardarm"][1], med["curl"][1]))
+                print(f"{name:34} {tool:12} {wall:7.2f} {total / wall / 1e6:7.0f} {cpu:9.2f} "
+                      f"{reg_cpu:13.2f}", flush=True)  # fmt: skip
+            for peer in peers:
+                ratio = med[peer][0] / med["yardarm"][0]
+                summary.append((f"{name} vs {peer}", ratio, med["yardarm"][1], med[peer][1]))
         print()
         for name, ratio, ycpu, ccpu in summary:
             verdict = "ok" if ratio >= 0.9 else "BELOW TARGET"
-            print(f"{name:34} throughput yardarm/curl = {ratio:.2f} ({verdict}); "
+            print(f"{name:50} throughput ratio {ratio:.2f} ({verdict}); "
                   f"client CPU {ycpu:.2f} vs {ccpu:.2f} s/GiB")  # fmt: skip
     finally:
         if args.work is None:
