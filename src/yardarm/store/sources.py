@@ -58,6 +58,17 @@ class _RangeReader:
         pass
 
 
+def _fsync_path(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return  # the load failed and cleaned up meanwhile
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _facts(ing: Ingested) -> LayerFacts:
     return LayerFacts(
         ing.digest,
@@ -81,6 +92,7 @@ class _LazySource:
         self._area = area
         self._known = known
         self.temps: list[Path] = []
+        self._syncer: ThreadPoolExecutor | None = None
 
     def _open(self, name: str) -> tuple[BinaryIO, int]:
         raise NotImplementedError
@@ -121,13 +133,22 @@ class _LazySource:
             raise ImportError_(f"{self.label}: {name}: {exc.strerror or exc}") from None
         if ing.size != size:
             raise ImportError_(f"{self.label}: {name}: unexpected end of file")
+        if self._syncer is not None:
+            # Write the file back now, beside the hashing of the next layers, so the commit's
+            # own fsync finds nothing left to do.
+            self._syncer.submit(_fsync_path, temp)
         return _facts(ing)
 
     def layers(self, names: list[str]) -> Mapping[str, LayerFacts]:
-        if len(names) <= 1:
-            return {n: self._ingest_one(n) for n in names}
-        with ThreadPoolExecutor(max_workers=_PARALLEL, thread_name_prefix="yardarm-load") as ex:
-            results = list(ex.map(self._ingest_one, names))
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="yardarm-fsync") as syncer,
+            ThreadPoolExecutor(max_workers=_PARALLEL, thread_name_prefix="yardarm-load") as ex,
+        ):
+            self._syncer = syncer
+            try:
+                results = list(ex.map(self._ingest_one, names))
+            finally:
+                self._syncer = None
         return dict(zip(names, results, strict=True))
 
 
