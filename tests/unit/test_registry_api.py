@@ -468,3 +468,22 @@ def test_empty_blob_is_one_post_and_an_empty_put() -> None:
     desc = reg.repository("r").upload_blob(b"")
     assert desc == Descriptor("application/octet-stream", Digest.from_bytes(b""), 0)
     assert t.of("PUT")[0].body == b"" and t.of("PATCH") == []
+
+
+def test_registry_package_exports_are_pinned() -> None:
+    """Growing the registry API is a decision: this list changes only on purpose."""
+    import yardarm.registry as pkg
+
+    assert sorted(pkg.__all__) == [
+        "BlobSource",
+        "BlobUpload",
+        "Credentials",
+        "HttpTransport",
+        "Registry",
+        "RegistryOptions",
+        "Repository",
+        "Response",
+        "Transport",
+        "lookup_credentials",
+    ]
+    assert all(hasattr(pkg, name) for name in pkg.__all__)
