@@ -442,3 +442,14 @@ def test_endless_redirect_chain_is_cut_after_a_few_hops(serve) -> None:  # type:
         reg.repository("r").open_blob(DIGEST)
     assert "more than" in str(info.value)
     assert len(hops.requests) == 11
+
+
+def test_body_read_to_its_length_keeps_the_connection_without_an_eof_read(serve) -> None:  # type: ignore[no-untyped-def]
+    payload = os.urandom(1 << 20)
+    srv = serve(lambda h, b: reply(h, 200, payload))
+    t = HttpTransport()
+    for _ in range(3):
+        resp = t.request("GET", srv.url + "/", {})
+        assert resp.read(len(payload)) == payload
+        resp.close()
+    assert len({r["port"] for r in srv.requests}) == 1

@@ -130,6 +130,8 @@ class Response:
     def close(self) -> None:
         if self._closed:
             return
+        if not self._eof and getattr(self._raw, "isclosed", lambda: False)():
+            self._eof = True  # every byte was read, only the empty read that says so was not
         if not self._eof and self._raw is not None:
             # A small unread rest (an error JSON we skipped) is worth draining to keep alive.
             length = self.headers.get("content-length")
