@@ -130,6 +130,9 @@ class LayerJob:
             self._say(ALREADY_EXISTS)
             return known
 
+        if attempt > 1:
+            # The failed attempt may have landed (a commit whose answer was lost): look again.
+            self.checked.clear()
         limits = limits_for_size(layer.size)
         entries = self._metadata()
         matches = self._hmac_matches(entries)
