@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fakes.faultproxy import FaultProxy
+from fakes.faultproxy import FaultProxy, drop_response
 from reliability.scenario import (
     CHUNK,
     LoadedStore,
@@ -25,6 +25,7 @@ from reliability.scenario import (
     tag,
 )
 from support.registry import RunningRegistry
+from yardarm.errors import YardarmError
 from yardarm.push.pusher import Pusher, PushOptions
 from yardarm.reference import parse
 from yardarm.store import Store
@@ -103,3 +104,51 @@ def test_cut_inside_a_chunk_restarts_each_layer_once_and_the_waste_is_bounded(
         assert all(method in ("GET", "DELETE") for method, _ in sent), sent
     assert_every_tag_pulls(registry_plain, repo_name, ["v1"], tmp_path)
     assert_store_sound(store_path)
+
+
+def test_lost_answer_to_a_blob_commit_is_recovered_by_finding_the_blob(
+    registry_plain: RunningRegistry,
+    big_store: LoadedStore,
+    copy_store: Callable[[LoadedStore], Path],
+    repo_name: str,
+    tmp_path: Path,
+) -> None:
+    """The registry committed the blob, the 201 never arrived: the retry must not fail on the
+    consumed session nor upload the layer again."""
+    store_path = copy_store(big_store)
+    sizes = big_store.image.layer_sizes
+    with FaultProxy(registry_plain.host, lifetime=120) as proxy:
+        layers = "|".join(layer.digest.split(":")[1] for layer in big_store.image.layers)
+        proxy.add(drop_response(method="PUT", path=f"digest=sha256%3A({layers})", times=2))
+        _push_through(proxy, store_path, big_store.image_id, repo_name)
+        dropped = [r for r in proxy.requests_matching("PUT") if r.action == "drop_response"]
+        assert len(dropped) == 2 and all(r.upstream_status == 201 for r in dropped)
+        config = big_store.image.image.config_size
+        assert _patched(proxy) + proxy.body_bytes_forwarded("PUT") <= sum(sizes) + 2 * config
+    assert_every_tag_pulls(registry_plain, repo_name, ["v1"], tmp_path)
+    assert_store_sound(store_path)
+    assert pending_uploads(store_path) == 0
+
+
+def test_lost_answer_to_the_manifest_put_fails_clearly_and_a_rerun_is_instant(
+    registry_plain: RunningRegistry,
+    small_store: LoadedStore,
+    copy_store: Callable[[LoadedStore], Path],
+    repo_name: str,
+    tmp_path: Path,
+) -> None:
+    store_path = copy_store(small_store)
+    with FaultProxy(registry_plain.host, lifetime=120) as proxy:
+        proxy.add(drop_response(method="PUT", path="/manifests/"))
+        outcome = "completed"
+        try:
+            _push_through(proxy, store_path, small_store.image_id, repo_name)
+        except YardarmError as exc:
+            assert "\n" not in str(exc) and "manifests" in str(exc), exc
+            outcome = "failed"
+        proxy.clear()
+        _push_through(proxy, store_path, small_store.image_id, repo_name)
+        assert not proxy.requests_matching("PATCH|POST|PUT"), "the rerun sends nothing"
+    assert_every_tag_pulls(registry_plain, repo_name, ["v1"], tmp_path)
+    assert_store_sound(store_path)
+    print(f"manifest answer lost: first push {outcome}")
