@@ -428,10 +428,14 @@ def _send_body(
     else:
         chunks = body  # type: ignore[assignment]
     if length is None:
+        # Chunk framing goes in separate small writes: gluing it to 1 MiB of data would copy it.
+        trailer = b""
         for chunk in _coalesce(chunks):
-            sock.sendall(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            sock.sendall(b"%s%x\r\n" % (trailer, len(chunk)))
+            sock.sendall(chunk)
+            trailer = b"\r\n"
             done(len(chunk))
-        sock.sendall(b"0\r\n\r\n")
+        sock.sendall(trailer + b"0\r\n\r\n")
         return
     remaining = length
     for chunk in _coalesce(chunks):
