@@ -111,9 +111,15 @@ def load_stream(
         src: StreamSource | None = None
         temps: list[Path] = []
         try:
+            unreadable: tuple[type[Exception], ...] = (
+                OSError,
+                EOFError,
+                ValueError,
+                *_decoder_errors(compression),
+            )
             try:
                 src = StreamSource(raw, label, area, temps)
-            except (OSError, EOFError, ValueError) as exc:
+            except unreadable as exc:
                 if isinstance(exc, ImportError_):
                     raise
                 raise ImportError_(f"{label}: cannot read the archive ({exc})") from None
@@ -122,6 +128,15 @@ def load_stream(
         finally:
             _cleanup(temps)
     return plan.loaded()
+
+
+def _decoder_errors(compression: str) -> tuple[type[Exception], ...]:
+    """zstandard raises its own class for corrupt input (gzip's errors are OSErrors)."""
+    if compression != "zstd":
+        return ()
+    import zstandard
+
+    return (zstandard.ZstdError,)
 
 
 class _Peeked:
