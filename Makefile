@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SOURCES := src tests bench scripts
 
-.PHONY: test demo lint typecheck unit deps registry-deps clean
+.PHONY: test demo lint typecheck unit deps registry-deps clean fuzz chaos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,17 @@ typecheck: deps
 
 test: deps registry-deps lint typecheck
 	$(BIN)/pytest
+
+# Long variants of the reliability suite (make test runs short ones). FUZZ_EXAMPLES per property;
+# CHAOS_KILLS random SIGKILLs of a push (measured table: $$TMPDIR/yardarm-chaos.json).
+FUZZ_EXAMPLES ?= 2000
+CHAOS_KILLS ?= 20
+fuzz: deps
+	YARDARM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q tests/reliability/test_fuzz.py tests/reliability/test_malformed_input.py
+
+chaos: deps registry-deps
+	YARDARM_CHAOS_KILLS=$(CHAOS_KILLS) YARDARM_CHAOS_RESULTS=$${TMPDIR:-/tmp}/yardarm-chaos.json \
+		$(BIN)/pytest -q -s tests/reliability/test_crashes.py tests/reliability/test_network_cuts.py
 
 # A two-minute tour on a fresh machine: real registry, import, push twice, mount, skopeo.
 demo: deps registry-deps
