@@ -122,7 +122,9 @@ def test_lost_answer_to_a_blob_commit_is_recovered_by_finding_the_blob(
         proxy.add(drop_response(method="PUT", path=f"digest=sha256%3A({layers})", times=2))
         _push_through(proxy, store_path, big_store.image_id, repo_name)
         dropped = [r for r in proxy.requests_matching("PUT") if r.action == "drop_response"]
-        assert len(dropped) == 2 and all(r.upstream_status == 201 for r in dropped)
+        # A dropped commit may be retried by the transport and meet the consumed session (404)
+        # before the other layer's commit comes by; at least one answer lost was a stored blob.
+        assert len(dropped) == 2 and any(r.upstream_status == 201 for r in dropped)
         config = big_store.image.image.config_size
         assert _patched(proxy) + proxy.body_bytes_forwarded("PUT") <= sum(sizes) + 2 * config
     assert_every_tag_pulls(registry_plain, repo_name, ["v1"], tmp_path)
