@@ -16,7 +16,13 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, BinaryIO, Final, cast
 
 from yardarm.digest import Digest
-from yardarm.errors import NotFoundError, ProtocolError, UploadInvalid, YardarmError
+from yardarm.errors import (
+    NotFoundError,
+    ProtocolError,
+    TransportError,
+    UploadInvalid,
+    YardarmError,
+)
 from yardarm.manifest import Descriptor
 from yardarm.registry.transport import Body, Response
 
@@ -29,6 +35,8 @@ log = logging.getLogger("yardarm.registry")
 
 OCTET: Final = "application/octet-stream"
 _READ_BLOCK: Final = 1024 * 1024
+#: Seconds between a PATCH cut mid-body and the status request that decides how to go on.
+SETTLE_AFTER_CUT: Final = 1.0
 
 
 class BlobUpload:
@@ -43,6 +51,7 @@ class BlobUpload:
         self.max_chunk_size = max_chunk_size
         #: OCI-Chunk-Min-Length from the registry: no chunk but the last may be smaller.
         self.chunk_min = 0
+        self._cut_at: float | None = None
 
     def __repr__(self) -> str:
         return f"BlobUpload({self._repo.name!r}, offset={self.offset})"
@@ -104,10 +113,15 @@ class BlobUpload:
         if n is not None:
             headers["Content-Range"] = f"{self.offset}-{self.offset + n - 1}"
         counted = _Counter(progress)
-        resp = self._repo._call(
-            "PATCH", self.location, headers=headers, body=body, length=n, progress=counted,
-            ok=(202, 204),
-        )  # fmt: skip
+        try:
+            resp = self._repo._call(
+                "PATCH", self.location, headers=headers, body=body, length=n, progress=counted,
+                ok=(202, 204),
+            )  # fmt: skip
+        except TransportError as exc:
+            if exc.bytes_sent != 0:
+                self._cut_at = self._repo._s.clock()
+            raise
         with resp:
             expected = self.offset + counted.total
             self._advance(resp, self.location, expected)
@@ -128,7 +142,17 @@ class BlobUpload:
             self.offset = range_end(rng, expected)
 
     def status(self) -> int:
-        """Ask the registry how far it got (GET the newest Location); UploadInvalid if dead."""
+        """Ask the registry how far it got (GET the newest Location); UploadInvalid if dead.
+
+        After a PATCH cut with body bytes on the wire, wait a moment first: registry 2.8 kills
+        the session only when its handler of the cut request finishes, and a status read
+        before that would offer a resume whose bytes land next to the dead request's.
+        """
+        if self._cut_at is not None:
+            wait = SETTLE_AFTER_CUT - (self._repo._s.clock() - self._cut_at)
+            self._cut_at = None
+            if wait > 0:
+                self._repo._s.sleep(wait)
         try:
             resp = self._repo._call("GET", self.location, ok=(200, 204), retry=True)
         except NotFoundError as exc:
