@@ -327,6 +327,9 @@ class LayerJob:
                     ctx.registry_host, ctx.target, self._state_key(compression)
                 )
         self._session = ctx.repository.start_upload()
+        if self._chunks_of(self.layer.size):
+            # Saved before the first chunk: a kill inside it resumes where the registry stopped.
+            self._save(compression, self._session)
         return self._session
 
     def _save(self, compression: Compression | None, session: BlobUpload) -> None:
