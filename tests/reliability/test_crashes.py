@@ -204,3 +204,55 @@ def test_push_sigkilled_at_random_moments_each_rerun_completes(
     if RESULTS:
         Path(RESULTS).write_text(json.dumps(rows, indent=1))
     assert any(r["killed"] for r in rows), "at least one push was killed mid-way"
+
+
+def test_push_sigkilled_mid_chunk_resumes_exactly_where_a_spec_registry_stopped(
+    big_store: LoadedStore, copy_store: Callable[[LoadedStore], Path]
+) -> None:
+    """Against a registry that keeps the bytes of a cut PATCH (the OCI spec allows it; 2.8 does
+    not), every random kill resumes at the registry's offset: zero bytes re-sent."""
+    from fakes.fakeregistry import FakeRegistry
+
+    rnd = random.Random(SEED + 1)
+    total = sum(big_store.image.layer_sizes)
+    kills = max(2, KILLS // 2)
+    with FakeRegistry(lifetime=60 + 30 * kills) as fake:
+        for n in range(kills):
+            store_path = copy_store(big_store)
+            ref = f"{fake.host}/spec/resume-{n}:v1"
+            tag(store_path, big_store.image_id, ref)
+            fake.requests.clear()
+            # A random moment measured in bytes: the fake is too fast for wall-clock moments.
+            target = int(rnd.uniform(0.05, 0.9) * total)
+            proc = _push_cli(store_path, ref)
+            deadline = time.monotonic() + 60
+            while proc.poll() is None and time.monotonic() < deadline:
+                with fake.lock:
+                    received = sum(len(x.data) for x in fake.sessions.values())
+                if received >= target:
+                    break
+                time.sleep(0.002)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            moment = target / total
+            time.sleep(0.3)  # the fake finishes reading what the dead client had sent
+            before = _uploaded(fake)
+            fake.requests.clear()
+            rc, _, err = _finish(_push_cli(store_path, ref))
+            assert rc == 0, f"rerun after a kill at {moment:.0%} failed: {err}"
+            after = _uploaded(fake)
+            config = big_store.image.image.config_size
+            print(f"spec registry: kill at {moment:.0%}, {before} B before, {after} B on rerun")
+            assert 0 < before < total, "the kill fell inside the upload"
+            assert before + after <= total + config, (moment, before, after)
+            for layer in big_store.image.layers:
+                assert fake.has_blob(f"spec/resume-{n}", layer.digest)
+            assert_store_sound(store_path)
+            assert pending_uploads(store_path) == 0
+
+
+def _uploaded(fake: object) -> int:
+    from fakes.fakeregistry import FakeRegistry
+
+    assert isinstance(fake, FakeRegistry)
+    return sum(r.body_bytes for r in fake.requests if "/blobs/uploads/" in r.path)
