@@ -59,6 +59,18 @@ L.LayerJob._send_stored = _send_stored
 import yardarm.push.layer as L
 L.MONOLITHIC_MAX = 1 << 62
 """,
+    # Blobs under 1 MiB: no existence HEAD for the stored digest when the store has never
+    # seen it on any registry (the entry without a source repository); upload straight away.
+    "no-head-small": r"""
+import yardarm.push.layer as L
+_metadata = L.LayerJob._metadata
+def _small_metadata(self):
+    entries = _metadata(self)
+    if self.layer.size < (1 << 20):
+        entries = [e for e in entries if e.source_repository]
+    return entries
+L.LayerJob._metadata = _small_metadata
+""",
     # SQLite in WAL mode with synchronous=NORMAL: commits no longer fsync (a crash of the
     # process loses nothing; a power cut may lose the last commits of a cache).
     "sqlite-normal": r"""

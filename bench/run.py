@@ -23,6 +23,7 @@ import math
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -563,8 +564,9 @@ def targets(wls: list[Workload], res: dict[str, dict[str, list[Sample]]]) -> lis
             f"layers, registry received {got:.3f} MiB | {verdict} |"
         )
     if "W6" in names:
-        r = m("W6", "yardarm", "rss_mib")
-        out.append(f"| W6 peak RSS <= 80 MiB | {r:.0f} MiB | {check(r, 80)} |")
+        rss = [s.rss_mib for s in res.get("W6", {}).get("yardarm", []) if s.ok]
+        r = max(rss) if rss else float("nan")
+        out.append(f"| W6 peak RSS <= 80 MiB (worst run) | {r:.0f} MiB | {check(r, 80)} |")
     return [*out, ""]
 
 
@@ -581,16 +583,19 @@ def compile_sources(yardarm: Path) -> None:
 
 
 def startup(yardarm: Path, reps: int) -> list[str]:
-    walls = []
+    walls, cpus = [], []
     for _ in range(max(reps, 5)):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         subprocess.run([str(yardarm), "--version"], capture_output=True, check=True)
         walls.append(time.perf_counter() - t0)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     w = med(walls)
     verdict = "met" if w <= 0.15 else "**missed**"
     return [
-        f"Start-up: `yardarm --version` median {w:.3f} s (min {min(walls):.3f}) over "
-        f"{len(walls)} runs — target <= 0.15 s: {verdict}.",
+        f"Start-up: `yardarm --version` median {w:.3f} s wall (min {min(walls):.3f}), "
+        f"{med(cpus):.3f} s CPU, over {len(walls)} runs — target <= 0.15 s wall: {verdict}.",
         "",
     ]
 
