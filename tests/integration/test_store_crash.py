@@ -1,14 +1,17 @@
 """SIGKILL during ``yardarm load`` at 20 random moments: the store must always stay consistent.
 
-One ~300 MiB gzip layout is generated once; each round starts a load, kills it after a random
-delay within the measured load time, then checks that the store opens, SQLite's integrity check
-passes, every reference leads to an image whose layers and files exist with the right sizes,
-no temporary file survives the reopening, and a second load completes. The image is then
-removed so the next kill again lands in real work.
+One ~300 MiB gzip layout is generated once; each round starts a load and kills it at a random
+point of its progress (measured by the bytes it has written, so a busy machine does not shift
+the moments past the end), a few just before it starts writing or right after the last byte
+(fsync, rename, commit). Then the store must open, SQLite's integrity check pass, every
+reference lead to an image whose layers and files exist with the right sizes, no temporary
+file survive the reopening, and a second load complete. The image is then removed so the next
+kill again lands in real work.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -88,30 +91,55 @@ def big_layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _written(store: Path) -> int:
+    total = 0
+    for folder in (store / "tmp", store / "blobs" / "sha256"):
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            continue
+        for e in entries:
+            with contextlib.suppress(FileNotFoundError):
+                total += e.stat().st_size
+    return total
+
+
+def _kill_at(proc: subprocess.Popen[bytes], store: Path, target: int, extra: float) -> bool:
+    """SIGKILL once ``target`` bytes are written (then ``extra`` seconds); False if it ended."""
+    while _written(store) < target:
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.002)
+    if extra:
+        time.sleep(extra)
+    if proc.poll() is not None:
+        return False
+    os.kill(proc.pid, signal.SIGKILL)
+    return True
+
+
 def test_sigkill_at_random_moments_never_leaves_an_inconsistent_store(
     big_layout: Path, tmp_path: Path
 ) -> None:
     store = tmp_path / "store"
-    started = time.monotonic()
-    proc = _start_load(store, big_layout)
-    assert proc.wait() == 0, proc.stderr.read() if proc.stderr else ""
-    full = time.monotonic() - started
-    _remove(store)
+    total = sum(p.stat().st_size for p in (big_layout / "blobs" / "sha256").iterdir())
     rnd = random.Random(20240601)
     outcomes = []
-    for _ in range(ROUNDS):
-        delay = rnd.uniform(0.05, full * 1.05)
+    for i in range(ROUNDS):
         proc = _start_load(store, big_layout)
-        time.sleep(delay)
-        finished_first = proc.poll() is not None
-        if not finished_first:
-            os.kill(proc.pid, signal.SIGKILL)
+        if i % 7 == 0:  # before anything is written: reading JSON, opening the store
+            target, extra = 0, rnd.uniform(0.0, 0.3)
+        elif i % 7 == 3:  # after the last byte: background fsyncs, renames, the commit
+            target, extra = int(total * 0.99), rnd.uniform(0.0, 0.3)
+        else:
+            target, extra = int(total * rnd.uniform(0.02, 0.98)), 0.0
+        killed = _kill_at(proc, store, target, extra)
         code = proc.wait()
-        outcomes.append((round(delay, 2), code))
+        outcomes.append((round(target / total, 2), round(extra, 2), killed, code))
         _check_consistent(store)
         again = _start_load(store, big_layout)
         assert again.wait() == 0, again.stderr.read() if again.stderr else ""
         _check_consistent(store)
         _remove(store)
-    killed = [o for o in outcomes if o[1] == -signal.SIGKILL]
-    assert len(killed) >= ROUNDS // 2, f"most kills must land mid-load: {outcomes}"
+    killed = [o for o in outcomes if o[3] == -signal.SIGKILL]
+    assert len(killed) >= ROUNDS - 2, f"the kills must land mid-load: {outcomes}"
