@@ -232,7 +232,7 @@ class TarFileSource(_LazySource):
         try:
             tf = tarfile.open(fileobj=self._file, mode="r:")  # noqa: SIM115
             members = tf.getmembers()
-        except (tarfile.TarError, EOFError) as exc:
+        except (tarfile.TarError, EOFError, ValueError, UnicodeError) as exc:
             self._file.close()
             raise ImportError_(f"{self.label}: not a tar archive or truncated ({exc})") from None
         for m in members:
