@@ -114,6 +114,10 @@ class Session:
                     self.auth.set_challenge(resp.headers.get_all("www-authenticate"))
                 elif resp.status >= 400:
                     raise error_from_response(resp, "GET", url)
+            if self.insecure and not is_loopback(split_host(self.host)[0]):
+                # Loudly: with no logging set up, Python prints warnings on stderr anyway.
+                how = "plain HTTP" if scheme == "http" else "TLS without certificate checks"
+                log.warning("registry %s is insecure: using %s", self.host, how)
             return f"{scheme}://{self.host}"
         assert last is not None
         raise last
