@@ -152,3 +152,85 @@ def test_library_debug_logging_progress_errors_and_reprs_leak_nothing(
     _assert_clean(repr(events), secrets, "progress events")
     _assert_clean("\n".join(reprs), secrets, "repr")
     _assert_clean(error_text, [*secrets, password + "-wrong"], "error")
+
+
+class _PlainOnly:
+    """A transport where the registry speaks plain HTTP only (TLS handshakes fail)."""
+
+    def __init__(self) -> None:
+        self.urls: list[str] = []
+
+    def request(self, method: str, url: str, headers: object, body: object = None, **_: object):  # type: ignore[no-untyped-def]
+        from yardarm.errors import TransportError
+        from yardarm.registry.transport import Response
+
+        self.urls.append(url)
+        if url.startswith("https://"):
+            raise TransportError("TLS handshake failed: wrong version number", url=url)
+        return Response(200, {"Docker-Distribution-Api-Version": "registry/2.0"}, b"{}")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("host", "named", "warned"),
+    [
+        ("registry.example:5000", True, True),
+        ("10.1.2.3:5000", True, True),
+        ("127.0.0.1:5000", False, False),  # loopback: docker's silent exception
+    ],
+)
+def test_an_insecure_registry_is_announced_with_a_warning(
+    host: str, named: bool, warned: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    from yardarm.registry import Registry, RegistryOptions
+
+    transport = _PlainOnly()
+    options = RegistryOptions(
+        insecure_registries=(host,) if named else (), transport=transport, sleep=lambda s: None
+    )
+    caplog.set_level(logging.WARNING)
+    registry = Registry(host, options)
+    try:
+        registry.ping()
+    finally:
+        registry.close()
+    assert transport.urls[-1] == f"http://{host}/v2/"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    if warned:
+        assert any(host in w and "insecure" in w and "plain HTTP" in w for w in warnings), warnings
+    else:
+        assert not warnings
+
+
+def test_a_registry_nobody_named_insecure_is_never_tried_over_plain_http() -> None:
+    from yardarm.errors import YardarmError
+    from yardarm.registry import Registry, RegistryOptions
+
+    transport = _PlainOnly()
+    registry = Registry(
+        "registry.example:5000", RegistryOptions(transport=transport, sleep=lambda s: None)
+    )
+    try:
+        with pytest.raises(YardarmError):
+            registry.ping()
+    finally:
+        registry.close()
+    assert all(u.startswith("https://") for u in transport.urls)
+
+
+def test_the_insecure_warning_reaches_stderr_without_debug(tmp_path: Path) -> None:
+    """Library warnings print on stderr when the CLI configured no logging (lastResort)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import logging; from yardarm.registry import _session\n"
+        "_session.log.warning('registry %s is insecure: using %s', 'r.example', 'plain HTTP')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert "registry r.example is insecure: using plain HTTP" in proc.stderr
+    del tmp_path
