@@ -94,11 +94,14 @@ SIZES = {
 
 def images(size: str) -> dict[str, ImageSpec]:
     big, text, small, huge = SIZES[size]
+    # Full-size images keep plain names; other sizes get their own, so switching sizes never
+    # throws away (and regenerates) the 6 GiB of full-size images.
+    sfx = "" if size == "full" else f"-{size}"
     return {
-        "big": ImageSpec("big", "oci", (LayerSpec(big),) * 8, "gzip"),
-        "text": ImageSpec("text", "docker-archive", (LayerSpec(text, "text"),) * 4, "none"),
-        "small": ImageSpec("small", "oci", (LayerSpec(small),) * 50, "gzip"),
-        "huge": ImageSpec("huge", "oci", (LayerSpec(huge),) * 4, "gzip"),
+        "big": ImageSpec(f"big{sfx}", "oci", (LayerSpec(big),) * 8, "gzip"),
+        "text": ImageSpec(f"text{sfx}", "docker-archive", (LayerSpec(text, "text"),) * 4, "none"),
+        "small": ImageSpec(f"small{sfx}", "oci", (LayerSpec(small),) * 50, "gzip"),
+        "huge": ImageSpec(f"huge{sfx}", "oci", (LayerSpec(huge),) * 4, "gzip"),
     }
 
 
