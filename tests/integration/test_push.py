@@ -428,3 +428,31 @@ def test_cli_errors_are_one_line(registry_plain: RunningRegistry, tmp_path: Path
     both = yardarm(store_dir, "push", "-a", f"{registry_plain.host}/x/y:t")
     assert both.returncode == 2
     assert "Traceback" not in missing.stderr + digest.stderr + both.stderr
+
+
+def test_a_zstd_blob_is_never_reused_as_gzip(
+    registry_plain: RunningRegistry, repo_name: str, store: Store, tmp_path: Path
+) -> None:
+    image = gen.write_docker_archive(tmp_path / "d.tar", layers=[gen.LayerSpec(2 * MiB, "text")])
+    zstd_target = f"{registry_plain.host}/{repo_name}/z:1"
+    gzip_target = f"{registry_plain.host}/{repo_name}/g:1"
+    image_id = load_as(store, image, zstd_target)
+    store.references.add_tag(parse(gzip_target), image_id)
+    push(store, zstd_target, PushOptions(compression=Compression.parse("zstd")))
+    [entry] = store.metadata.get(Digest.parse(image.diff_ids[0]))
+    assert entry.media_type == "application/vnd.oci.image.layer.v1.tar+zstd"
+    events = Events()
+    push(store, gzip_target, progress=events)
+    assert not any(s.startswith("Mounted") for s in events.statuses())
+    manifest = skopeo.inspect_registry(registry_plain, f"{repo_name}/g", "1", raw=True)
+    assert isinstance(manifest, dict)
+    [layer] = manifest["layers"]
+    assert layer["mediaType"] == "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    assert layer["digest"] != str(entry.digest)
+    assert diff_ids_via_skopeo(registry_plain, f"{repo_name}/g", "1") == list(image.diff_ids)
+    # A third repository wanting gzip mounts the gzip blob, not the zstd one.
+    third = f"{registry_plain.host}/{repo_name}/g2:1"
+    store.references.add_tag(parse(third), image_id)
+    events = Events()
+    push(store, third, progress=events)
+    assert f"Mounted from {repo_name}/g" in events.statuses()

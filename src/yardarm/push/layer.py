@@ -114,6 +114,7 @@ class LayerJob:
         self._session: BlobUpload | None = None
         self.bytes_sent = 0
         self.bytes_resent = 0
+        self._known_types: dict[Digest, str] = {}
 
     # -- events ---------------------------------------------------------------------------
     def _say(self, status: str, kind: str | None = None) -> None:
@@ -176,25 +177,37 @@ class LayerJob:
         return self.layer.compressed
 
     def _metadata(self) -> list[V2Metadata]:
-        """Known registry digests for this DiffID, plus the stored blob's own digest.
+        """Known registry digests for this DiffID that fit what we will send.
 
-        The stored compressed blob's digest is a candidate with no source repository (like
+        The stored blob's own digest is added as a candidate with no source repository (like
         metadata the seed had from pulls): checking it costs one HEAD and saves an upload.
+        Entries of another compression are dropped: a zstd blob must never be named in a
+        manifest as gzip (entries without a media type count as gzip, as moby assumed).
         """
         from yardarm.store.metadata import V2Metadata
 
-        entries = list(self.ctx.store.metadata.get(self.layer.diff_id))
-        _, send_stored = self._wanted()
+        compression, send_stored = self._wanted()
         if send_stored:
             stored = self._stored_blob()
+            wanted = stored.compression
+        else:
+            assert compression is not None
+            stored, wanted = None, compression.algorithm
+        entries = [
+            e
+            for e in self.ctx.store.metadata.get(self.layer.diff_id)
+            if _compression_of(e.media_type) == wanted
+        ]
+        if stored is not None:
             if self.ctx.keep_original:
                 # The original manifest names exactly this blob: no other encoding will do.
                 entries = [e for e in entries if e.digest == stored.digest]
             if all(e.digest != stored.digest for e in entries):
-                entries.insert(0, V2Metadata(stored.digest, "", ""))
-        elif self.layer.compressed is not None:
-            # We will produce another encoding; blobs of the stored one would not match it.
-            entries = [e for e in entries if e.digest != self.layer.compressed.digest]
+                entries.insert(0, V2Metadata(stored.digest, "", "", stored.media_type))
+        elif self.layer.blob is not None:
+            # We will produce a new encoding; the stored blob is not it.
+            entries = [e for e in entries if e.digest != self.layer.blob.digest]
+        self._known_types = {e.digest: e.media_type for e in entries if e.media_type}
         return entries
 
     def _hmac_matches(self, entries: list[V2Metadata]) -> set[int]:
@@ -208,6 +221,9 @@ class LayerJob:
             if self.ctx.keep_original:
                 return stored.media_type
             return _layer_media_type(stored.compression, self.ctx.oci, stored.media_type)
+        known = self._known_types.get(digest)
+        if known:
+            return _layer_media_type(_compression_of(known), self.ctx.oci, known)
         compression = self.ctx.compression or Compression()
         return compression.media_type(self.ctx.oci)
 
@@ -244,9 +260,11 @@ class LayerJob:
                 continue
             if desc.digest != meta.digest:
                 continue  # a registry answering for another blob: not trusted
-            if meta.source_repository != ctx.target or not check_hmac(meta, ctx.hmac_key):
-                ctx.store.metadata.add(self.layer.diff_id, ctx.hmac_key, desc.digest, ctx.target)
             result = Descriptor(self._media_type_for(desc.digest), desc.digest, desc.size)
+            if meta.source_repository != ctx.target or not check_hmac(meta, ctx.hmac_key):
+                ctx.store.metadata.add(
+                    self.layer.diff_id, ctx.hmac_key, desc.digest, ctx.target, result.media_type
+                )
             self._forget_saved_upload()
             self._say(ALREADY_EXISTS)
             ctx.state.learn(self.layer.diff_id, result)
@@ -275,7 +293,9 @@ class LayerJob:
                 log.warning("registry mounted %s when asked for %s", answer.digest, meta.digest)
                 return None
             result = Descriptor(self._media_type_for(meta.digest), meta.digest, answer.size)
-            ctx.store.metadata.add(self.layer.diff_id, ctx.hmac_key, meta.digest, ctx.target)
+            ctx.store.metadata.add(
+                self.layer.diff_id, ctx.hmac_key, meta.digest, ctx.target, result.media_type
+            )
             self._forget_saved_upload()
             ctx.state.learn(self.layer.diff_id, result)
             self._say(f"{MOUNTED_FROM} {source}", MOUNTED_FROM)
@@ -362,7 +382,9 @@ class LayerJob:
             raise  # keep the session: the retry resumes from the registry's offset
         ctx.store.uploads.delete(ctx.registry_host, ctx.target, self._state_key(compression))
         self._session = None
-        ctx.store.metadata.add(layer.diff_id, ctx.hmac_key, desc.digest, ctx.target)
+        ctx.store.metadata.add(
+            layer.diff_id, ctx.hmac_key, desc.digest, ctx.target, desc.media_type
+        )
         ctx.state.learn(layer.diff_id, desc)
         self._say(PUSHED)
         return desc
@@ -486,6 +508,11 @@ class _Rechunker:
             yield chunk
         if not self._carry:
             self._fill()
+
+
+def _compression_of(media_type: str) -> str:
+    """gzip, zstd or none; unknown or empty media types count as gzip (moby's assumption)."""
+    return mt.compression_of(media_type) if mt.is_layer(media_type) else "gzip"
 
 
 def _layer_media_type(compression: str, oci: bool, original: str) -> str:

@@ -90,7 +90,8 @@ CREATE TABLE IF NOT EXISTS v2_metadata (
     diff_id TEXT NOT NULL,
     digest TEXT NOT NULL,
     source_repository TEXT NOT NULL,
-    hmac TEXT NOT NULL
+    hmac TEXT NOT NULL,
+    media_type TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS v2_metadata_diff ON v2_metadata(diff_id, seq);
 CREATE INDEX IF NOT EXISTS v2_metadata_digest ON v2_metadata(digest);
@@ -142,6 +143,12 @@ class Database:
                     "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)",
                     (str(SCHEMA_VERSION),),
                 )
+                # Stores made before v2 metadata recorded media types gain the column.
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(v2_metadata)")}
+                if "media_type" not in columns:
+                    conn.execute(
+                        "ALTER TABLE v2_metadata ADD COLUMN media_type TEXT NOT NULL DEFAULT ''"
+                    )
         except sqlite3.DatabaseError as exc:
             raise StoreCorrupt(f"{path}: cannot open the store database: {exc}") from None
         (version,) = self.query_one("SELECT value FROM meta WHERE key = 'schema'") or ("0",)

@@ -42,6 +42,9 @@ class V2Metadata:
     digest: Digest
     source_repository: str  # full name "host/path"
     hmac: str
+    #: The blob's media type when we know it ("" for entries recorded without one, which moby
+    #: treated as gzip); a push must not name a zstd blob with a gzip media type.
+    media_type: str = ""
 
 
 def _go_json_string(value: str) -> str:
@@ -93,14 +96,19 @@ class V2MetadataService:
 
     def get(self, diff_id: Digest) -> list[V2Metadata]:
         rows = self._db.query(
-            "SELECT digest, source_repository, hmac FROM v2_metadata WHERE diff_id = ? "
-            "ORDER BY seq",
+            "SELECT digest, source_repository, hmac, media_type FROM v2_metadata "
+            "WHERE diff_id = ? ORDER BY seq",
             (str(diff_id),),
         )
-        return [V2Metadata(Digest.parse(str(d)), str(s), str(h)) for d, s, h in rows]
+        return [V2Metadata(Digest.parse(str(d)), str(s), str(h), str(m)) for d, s, h, m in rows]
 
     def add(
-        self, diff_id: Digest, hmac_key: str, meta_digest: Digest, source_repository: str
+        self,
+        diff_id: Digest,
+        hmac_key: str,
+        meta_digest: Digest,
+        source_repository: str,
+        media_type: str = "",
     ) -> None:
         """moby's TagAndAdd: record (digest, repository) as the newest entry of ``diff_id``.
 
@@ -109,15 +117,22 @@ class V2MetadataService:
         """
         mac = compute_hmac(hmac_key, meta_digest, source_repository)
         with self._db.write() as conn:
+            if not media_type:  # keep what an earlier record knew
+                row = conn.execute(
+                    "SELECT media_type FROM v2_metadata WHERE digest = ? AND media_type != '' "
+                    "LIMIT 1",
+                    (str(meta_digest),),
+                ).fetchone()
+                media_type = str(row[0]) if row else ""
             conn.execute(
                 "DELETE FROM v2_metadata WHERE diff_id = ? AND digest = ? "
                 "AND source_repository = ?",
                 (str(diff_id), str(meta_digest), source_repository),
             )
             conn.execute(
-                "INSERT INTO v2_metadata(diff_id, digest, source_repository, hmac) "
-                "VALUES (?, ?, ?, ?)",
-                (str(diff_id), str(meta_digest), source_repository, mac),
+                "INSERT INTO v2_metadata(diff_id, digest, source_repository, hmac, media_type) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (str(diff_id), str(meta_digest), source_repository, mac, media_type),
             )
             conn.execute(
                 "DELETE FROM v2_metadata WHERE diff_id = ? AND seq NOT IN "
