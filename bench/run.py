@@ -603,6 +603,20 @@ def startup(yardarm: Path, reps: int) -> list[str]:
     ]
 
 
+def source_state() -> str:
+    """The commit measured, and which files under src/ differed from it (others edit too)."""
+
+    def git(*argv: str) -> str:
+        proc = subprocess.run(
+            ["git", "-C", str(ROOT), *argv], capture_output=True, text=True, check=False
+        )
+        return proc.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "src").splitlines()
+    changed = ", ".join(line[3:] for line in dirty) if dirty else "none"
+    return f"{git('rev-parse', '--short', 'HEAD') or '?'} (uncommitted under src/: {changed})"
+
+
 def versions(bench_python: Path) -> str:
     def out(argv: list[str]) -> str:
         try:
@@ -672,6 +686,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--from-json", type=Path, help="only rewrite the report from a saved results.json"
     )
+    p.add_argument(
+        "--keep-from",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="also report the workloads this run skips, from an earlier run's samples",
+    )
     args = p.parse_args(argv)
     if args.from_json:
         return rerender(args.from_json, args.out, args.size)
@@ -698,6 +718,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     res: dict[str, dict[str, list[Sample]]] = {}
     raw: list[dict[str, Any]] = []
+    keep_note = ""
     for wl in wls:
         res[wl.name] = {}
         for rep in range(args.reps):
@@ -714,11 +735,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"bench: {wl.name} {tool} rep {rep + 1}: "
                       f"{state if s.ok else 'FAILED ' + s.error}", file=sys.stderr)  # fmt: skip
     (work / "results.json").write_text(json.dumps({"header": None, "samples": raw}, indent=1))
+    if args.keep_from:
+        saved = json.loads(args.keep_from.read_text())
+        for row in saved["samples"] if isinstance(saved, dict) else saved:
+            if row["workload"] in res:
+                continue
+            fields = {k: v for k, v in row.items() if k not in ("workload", "rep")}
+            res.setdefault(row["workload"], {}).setdefault(row["tool"], []).append(Sample(**fields))
+        ran = {w.name: w for w in wls}
+        kept = [w for w in workloads(args.size) if w.name in res and w.name not in ran]
+        if kept:
+            names = ", ".join(w.name for w in kept)
+            wls = [ran.get(w.name, w) for w in workloads(args.size) if w.name in res]
+            keep_note = f"{names}: from an earlier run ({args.keep_from.name}), not this one."
     header = [
+        *([keep_note, ""] if keep_note else []),
         f"Run {started}, {args.size} sizes, {args.reps} repetitions, "
         f"fresh registry per run. Machine: {os.cpu_count()} cores, load average before "
         f"{load0[0]:.1f}, after {os.getloadavg()[0]:.1f} (other sessions share it: noise).",
-        f"Versions: {versions(args.bench_python)}.",
+        f"Versions: {versions(args.bench_python)}; yardarm at {source_state()}.",
         "",
         *startup(args.yardarm, args.reps),
     ]
