@@ -382,6 +382,13 @@ class LayerJob:
             raise  # keep the session: the retry resumes from the registry's offset
         ctx.store.uploads.delete(ctx.registry_host, ctx.target, self._state_key(compression))
         self._session = None
+        # More acknowledged bytes than the blob: a session the registry discarded (a cut inside
+        # a chunk on registry 2.8) made the layer start again.
+        self.bytes_resent = max(0, self.bytes_sent - desc.size)
+        if self.bytes_resent:
+            log.info(
+                "layer %s: %d bytes sent again after a lost session", self.id, self.bytes_resent
+            )
         ctx.store.metadata.add(
             layer.diff_id, ctx.hmac_key, desc.digest, ctx.target, desc.media_type
         )
@@ -420,10 +427,10 @@ class LayerJob:
                 f.seek(offset)
             if not self._chunks_of(stored.size):
                 session.commit(stored.digest, f, length=stored.size - offset, progress=meter.add)
+                self.bytes_sent += stored.size - offset
             else:
                 self._write_chunks(session, _reads(f, cancelled), None, meter.add, cancelled)
                 session.commit(stored.digest)
-        self.bytes_sent += stored.size - offset
         return Descriptor(self._media_type_for(stored.digest), stored.digest, stored.size)
 
     def _send_compressed(
@@ -440,12 +447,12 @@ class LayerJob:
             if offset == 0 and layer.size <= BUFFER_MAX:
                 body = b"".join(chunks)
                 session.commit(digester.digest(), body, length=len(body))
+                self.bytes_sent += len(body)
             else:
                 self._write_chunks(
                     session, skip_bytes(chunks, offset), compression, None, cancelled
                 )
                 session.commit(digester.digest())
-        self.bytes_sent += digester.size - offset
         return Descriptor(compression.media_type(self.ctx.oci), digester.digest(), digester.size)
 
     def _write_chunks(
@@ -462,7 +469,9 @@ class LayerJob:
             if cancelled.is_set():
                 raise Cancelled("push cancelled")
             piece = pending.take(self.ctx.chunk_size)
+            before = session.offset
             session.write(piece, progress=progress)
+            self.bytes_sent += session.offset - before  # acknowledged, over every attempt
             self._save(compression, session)
 
 

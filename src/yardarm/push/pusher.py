@@ -123,6 +123,7 @@ class Pusher:
         self.state = PushState()
         self.cancelled = cancelled or threading.Event()
         self.bytes_sent = 0
+        self.bytes_resent = 0  # sent again because a session was lost (included in bytes_sent)
 
     def close(self) -> None:
         if self._own_manager:
@@ -309,6 +310,7 @@ class Pusher:
         work: list[Job[Descriptor]] = [config_job, *jobs]
         results = self.manager.run(work, self.progress, self.cancelled)
         self.bytes_sent += sum(j.bytes_sent for j in jobs) + config_job.bytes_sent
+        self.bytes_resent += sum(j.bytes_resent for j in jobs)
         descriptors = [r for r in results[1:] if isinstance(r, Descriptor)]
         if plan.keep_original and image.layer_descriptors is not None:
             for got, want in zip(descriptors, image.layer_descriptors, strict=False):
