@@ -69,9 +69,11 @@ def test_cut_between_chunks_of_every_layer_resumes_without_resending_a_byte(
     with FaultProxy(registry_plain.host, lifetime=120) as proxy:
         rule = NthPatchOfFirstSessions("cut", nth=2, sessions=len(sizes), after_bytes=0)
         proxy.add(rule)
-        _push_through(proxy, store_path, big_store.image_id, repo_name)
+        pusher, _ = _push_through(proxy, store_path, big_store.image_id, repo_name)
         assert rule.applied == len(sizes), "every big layer met one cut"
         assert _patched(proxy) == sum(sizes), "not one byte reached the registry twice"
+        config = big_store.image.image.config_size
+        assert (pusher.bytes_sent, pusher.bytes_resent) == (sum(sizes) + config, 0)
         assert len(proxy.requests_matching("POST", "/blobs/uploads/")) == len(sizes) + 1
     assert_every_tag_pulls(registry_plain, repo_name, ["v1"], tmp_path)
     assert_store_sound(store_path)
@@ -91,12 +93,14 @@ def test_cut_inside_a_chunk_restarts_each_layer_once_and_the_waste_is_bounded(
     with FaultProxy(registry_plain.host, lifetime=120) as proxy:
         rule = NthPatchOfFirstSessions("cut", nth=2, sessions=len(sizes), after_bytes=half)
         proxy.add(rule)
-        _push_through(proxy, store_path, big_store.image_id, repo_name)
+        pusher, _ = _push_through(proxy, store_path, big_store.image_id, repo_name)
         assert rule.applied == len(sizes)
         # Registry 2.8 throws away a session cut mid-body: the first chunk (acknowledged) and
         # the half chunk (cut) of each layer are the price of the restart, and no more.
         resent = _patched(proxy) - sum(sizes)
         assert resent == len(sizes) * (CHUNK + half), resent
+        # yardarm reports what the registry acknowledged twice (the cut halves were never acked).
+        assert pusher.bytes_resent == len(sizes) * CHUNK
         posts = proxy.requests_matching("POST", "/blobs/uploads/")
         assert len(posts) == 2 * len(sizes) + 1, "each layer restarted exactly once"
         dead = [r for r in proxy.requests_matching(path="/blobs/uploads/.") if r.status == 404]
