@@ -127,3 +127,26 @@ def test_token_expiring_mid_upload_is_renewed_and_the_push_completes(
     assert any(r.method == "PATCH" for r in unauthorized) or server.requests >= 2
     assert_every_tag_pulls(registry_token, repo_name, ["v1"], tmp_path, user="pusher")
     assert_store_sound(store_path)
+
+
+def test_every_temporary_status_once_on_blob_requests_still_completes(
+    registry_plain: RunningRegistry,
+    small_store: LoadedStore,
+    copy_store: Callable[[LoadedStore], Path],
+    repo_name: str,
+    tmp_path: Path,
+) -> None:
+    """500, 502, 503, 504 and a bare 429 (no Retry-After), one after another."""
+    store_path = copy_store(small_store)
+    with FaultProxy(registry_plain.host, lifetime=120) as proxy:
+        ref = f"{proxy.host}/{repo_name}:v1"
+        tag(store_path, small_store.image_id, ref)
+        for status in (500, 502, 503, 504, 429):
+            proxy.add(respond(status, path="/blobs/"))
+        manager = TransferManager(5, RetryPolicy(first_delay=0.05))
+        registry = RegistryOptions(sleep=lambda s: time.sleep(min(s, 0.05)))
+        _push(store_path, ref, registry=registry, manager=manager)
+        answered = sorted(r.status for r in proxy.requests_matching() if r.action == "respond")
+    assert answered == [429, 500, 502, 503, 504]
+    assert_every_tag_pulls(registry_plain, repo_name, ["v1"], tmp_path)
+    assert_store_sound(store_path)
