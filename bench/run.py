@@ -535,20 +535,20 @@ def targets(wls: list[Workload], res: dict[str, dict[str, list[Sample]]]) -> lis
     out = ["### Targets (ratios from this run)", "", "| target | measured | |", "|---|---|---|"]
     if "W1" in names:
         r1, r2 = m("W1", "yardarm") / m("W1", "skopeo"), m("W1", "yardarm") / m("W1", "curl-4")
-        out.append(f"| W1 <= 0.6x skopeo | {r1:.2f}x | {check(r1, 0.6)} |")
-        out.append(f"| W1 <= 1.15x curl-4 | {r2:.2f}x | {check(r2, 1.15)} |")
+        out.append(f"| W1 <= 0.6x skopeo | {r1:.3f}x | {check(r1, 0.6)} |")
+        out.append(f"| W1 <= 1.15x curl-4 | {r2:.3f}x | {check(r2, 1.15)} |")
     if "W2" in names:
         r = m("W2", "yardarm") / m("W2", "skopeo")
         b = m("W2", "yardarm", "layer_bytes") / m("W2", "skopeo", "layer_bytes")
-        out.append(f"| W2 <= 0.5x skopeo (gzip default) | {r:.2f}x | {check(r, 0.5)} |")
+        out.append(f"| W2 <= 0.5x skopeo (gzip default) | {r:.3f}x | {check(r, 0.5)} |")
         out.append(f"| W2 bytes <= 1.05x skopeo's | {b:.3f}x | {check(b, 1.05)} |")
         for t in ("yardarm-gzip1", "yardarm-gzip2"):
             bt = m("W2", t, "layer_bytes") / m("W2", "skopeo", "layer_bytes")
             out.append(f"| W2 bytes, {t}, vs skopeo | {bt:.3f}x | (for choosing the default) |")
     if "W3" in names:
         r1, r2 = m("W3", "yardarm") / m("W3", "skopeo"), m("W3", "yardarm") / m("W3", "dxf-4")
-        out.append(f"| W3 <= 0.6x skopeo | {r1:.2f}x | {check(r1, 0.6)} |")
-        out.append(f"| W3 <= 0.9x python-dxf 4 thr | {r2:.2f}x | {check(r2, 0.9)} |")
+        out.append(f"| W3 <= 0.6x skopeo | {r1:.3f}x | {check(r1, 0.6)} |")
+        out.append(f"| W3 <= 0.9x python-dxf 4 thr | {r2:.3f}x | {check(r2, 0.9)} |")
     if "W4" in names:
         n, w = requests("W4"), m("W4", "yardarm")
         out.append(f"| W4 <= 3 requests | {n:.0f} | {check(n, 3)} |")
@@ -737,8 +737,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     (work / "results.json").write_text(json.dumps({"header": None, "samples": raw}, indent=1))
     if args.keep_from:
         saved = json.loads(args.keep_from.read_text())
+        measured = set(res)
         for row in saved["samples"] if isinstance(saved, dict) else saved:
-            if row["workload"] in res:
+            if row["workload"] in measured:
                 continue
             fields = {k: v for k, v in row.items() if k not in ("workload", "rep")}
             res.setdefault(row["workload"], {}).setdefault(row["tool"], []).append(Sample(**fields))
