@@ -456,3 +456,39 @@ def test_a_zstd_blob_is_never_reused_as_gzip(
     events = Events()
     push(store, third, progress=events)
     assert f"Mounted from {repo_name}/g" in events.statuses()
+
+
+def test_schema1_fallback_only_when_allowed_and_schema2_is_refused(
+    registry_schema1: RunningRegistry, repo_name: str, store: Store, tmp_path: Path
+) -> None:
+    image = gen.write_docker_archive(tmp_path / "d.tar", layers=[gen.LayerSpec(120_000, "text")])
+    refusal = (
+        b'{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid",'
+        b'"detail":"schema2 not supported"}]}'
+    )
+    with FaultProxy(registry_schema1.host) as proxy:
+        target = f"{proxy.host}/{repo_name}:legacy"
+        load_as(store, image, target)
+        # Without --allow-schema1 the refusal stands.
+        proxy.add(respond(400, body=refusal, method="PUT", path="/manifests/", times=1))
+        with pytest.raises(RegistryError) as info:
+            push(store, target)
+        assert info.value.code == "MANIFEST_INVALID"
+        # With it, the signed schema1 manifest goes up after the same refusal.
+        proxy.add(respond(400, body=refusal, method="PUT", path="/manifests/", times=1))
+        [result] = push(store, target, PushOptions(allow_schema1=True))
+        puts = proxy.requests_matching("PUT", "/manifests/")
+    assert [p.status for p in puts][-2:] == [400, 201]
+    raw = registry_schema1.request(
+        "GET",
+        f"/v2/{repo_name}/manifests/legacy",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v1+prettyjws"},
+    )
+    assert raw.status == 200
+    assert json.loads(raw.body)["schemaVersion"] == 1
+    assert raw.headers["docker-content-digest"] == str(result.digest)
+    inspected = skopeo.inspect_registry(registry_schema1, repo_name, "legacy", raw=False)
+    assert isinstance(inspected, dict)
+    pushed = store.metadata.get(Digest.parse(image.diff_ids[0]))[-1].digest
+    assert inspected["Layers"] == [str(pushed)]
+    assert (store.path / "schema1-key.pem").stat().st_mode & 0o777 == 0o600
