@@ -167,13 +167,19 @@ def test_push_sigkilled_at_random_moments_each_rerun_completes(
             ref = f"{proxy.host}/{repo}:v1"
             tag(store_path, big_store.image_id, ref)
             proxy.clear()
-            moment = rnd.uniform(0.2, 2.5)
+            # A random moment: before the first byte (a tenth of the kills), or once a random
+            # share of the image has reached the registry (wall-clock moments mostly miss a push
+            # this fast).
+            share = 0.0 if rnd.random() < 0.1 else rnd.uniform(0.02, 0.99)
             proc = _push_cli(store_path, ref)
-            try:
-                proc.wait(moment)
-            except subprocess.TimeoutExpired:
-                proc.send_signal(signal.SIGKILL)
+            started = time.monotonic()
+            while proc.poll() is None and time.monotonic() - started < 60:
+                if proxy.body_bytes_forwarded("PATCH", "/blobs/uploads/") >= share * total:
+                    break
+                time.sleep(0.002)
+            proc.send_signal(signal.SIGKILL)
             proc.wait(10)
+            moment = time.monotonic() - started
             before = proxy.body_bytes_forwarded("PATCH|PUT", "/blobs/uploads/")
             first_run = [(r.method, r.path[-12:], r.status) for r in proxy.requests_matching()]
             saved = pending_uploads(store_path)
@@ -193,6 +199,7 @@ def test_push_sigkilled_at_random_moments_each_rerun_completes(
             rows.append(
                 {
                     "kill_at_s": round(moment, 2),
+                    "kill_at_share": round(share, 2),
                     "killed": proc.returncode == -signal.SIGKILL,
                     "bytes_before_kill": before,
                     "saved_sessions": saved,
