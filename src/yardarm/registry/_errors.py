@@ -6,7 +6,6 @@ from a missing blob), the status decides whether trying again may help.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import time
 from collections.abc import Callable
@@ -59,6 +58,8 @@ def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -
     if value.isascii() and value.isdigit():  # str.isdigit() also accepts '²', which float() refuses
         return min(float(value), _MAX_RETRY_AFTER)
     try:
+        import email.utils  # rare (HTTP-date Retry-After); keeps start-up light
+
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
