@@ -8,6 +8,7 @@ came with.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,6 +118,27 @@ def _load(raw: bytes, where: str) -> dict[str, Any]:
     return obj
 
 
+def _load_v2(
+    raw: bytes,
+    default_type: str,
+    where: str,
+    accepts: Callable[[str], bool],
+    what: str,
+    list_key: str,
+) -> tuple[dict[str, Any], str, list[Any]]:
+    """The checks manifests and indexes share: JSON object, schemaVersion 2, type, the list."""
+    obj = _load(raw, where)
+    mtype = obj.get("mediaType") or default_type
+    if obj.get("schemaVersion") != 2:
+        raise ManifestError(f"{where}: unsupported schemaVersion {obj.get('schemaVersion')!r}")
+    if not accepts(mtype):
+        raise ManifestError(f"{where}: not {what} (mediaType {mtype!r})")
+    items = obj.get(list_key)
+    if not isinstance(items, list):
+        raise ManifestError(f"{where}: {list_key} must be a list")
+    return obj, mtype, items
+
+
 @dataclass(frozen=True, slots=True)
 class Manifest:
     """An image manifest (Docker schema2 or OCI) with the bytes it came from."""
@@ -133,15 +155,9 @@ class Manifest:
 
     @classmethod
     def parse(cls, raw: bytes, media_type: str | None = None, where: str = "manifest") -> Manifest:
-        obj = _load(raw, where)
-        mtype = obj.get("mediaType") or media_type or mt.OCI_MANIFEST
-        if obj.get("schemaVersion") != 2:
-            raise ManifestError(f"{where}: unsupported schemaVersion {obj.get('schemaVersion')!r}")
-        if not mt.is_manifest(mtype):
-            raise ManifestError(f"{where}: not an image manifest (mediaType {mtype!r})")
-        layers = obj.get("layers")
-        if not isinstance(layers, list):
-            raise ManifestError(f"{where}: layers must be a list")
+        obj, mtype, layers = _load_v2(
+            raw, media_type or mt.OCI_MANIFEST, where, mt.is_manifest, "an image manifest", "layers"
+        )
         config = Descriptor.from_json(obj.get("config"), f"{where}: config")
         descs = tuple(
             Descriptor.from_json(layer, f"{where}: layer {i}") for i, layer in enumerate(layers)
@@ -192,15 +208,9 @@ class Index:
 
     @classmethod
     def parse(cls, raw: bytes, media_type: str | None = None, where: str = "index") -> Index:
-        obj = _load(raw, where)
-        mtype = obj.get("mediaType") or media_type or mt.OCI_INDEX
-        if obj.get("schemaVersion") != 2:
-            raise ManifestError(f"{where}: unsupported schemaVersion {obj.get('schemaVersion')!r}")
-        if not mt.is_index(mtype):
-            raise ManifestError(f"{where}: not an index (mediaType {mtype!r})")
-        items = obj.get("manifests")
-        if not isinstance(items, list):
-            raise ManifestError(f"{where}: manifests must be a list")
+        _, mtype, items = _load_v2(
+            raw, media_type or mt.OCI_INDEX, where, mt.is_index, "an index", "manifests"
+        )
         descs = tuple(
             Descriptor.from_json(m, f"{where}: manifest {i}") for i, m in enumerate(items)
         )
