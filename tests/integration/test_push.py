@@ -247,11 +247,17 @@ def test_second_repository_mounts_every_layer(
         ]
         layer_bytes = sum(r.body_forwarded for r in layer_writes)
         mounts = proxy.requests_matching("POST", "mount=")
+        all_blob_bytes = proxy.body_bytes_forwarded(".*", "/blobs/")
+        config_requests = [
+            r for r in proxy.requests_matching(".*", "/blobs/") if r not in layer_writes
+        ]
     mounted = [s for s in events.statuses() if s.startswith("Mounted from")]
     assert len(mounted) == 3
     assert all(s == f"Mounted from {repo_name}/one" for s in mounted)
-    assert len(mounts) == 3
+    assert len(mounts) == 4  # three layers and the config, pushed there before
     assert layer_bytes == 0
+    assert all_blob_bytes == 0
+    assert [(r.method, r.status) for r in config_requests] == [("POST", 201)]
     assert len(layer_writes) <= 2 * len(image.layers)  # a mount and at most one HEAD each
     assert skopeo.inspect_registry(registry_plain, f"{repo_name}/two", "v1")
 

@@ -306,7 +306,7 @@ class Pusher:
         jobs = [LayerJob(ctx, layer) for layer in layers]
         for job in jobs:
             self.progress(ProgressEvent(job.id, "Preparing", "Preparing"))
-        config_job = _ConfigJob(repository, image, ref.name)
+        config_job = _ConfigJob(repository, image, self.store, ref.name, hmac_key)
         work: list[Job[Descriptor]] = [config_job, *jobs]
         results = self.manager.run(work, self.progress, self.cancelled)
         self.bytes_sent += sum(j.bytes_sent for j in jobs) + config_job.bytes_sent
@@ -435,23 +435,65 @@ class Pusher:
 
 
 class _ConfigJob:
-    """The image config blob: one existence check, then one monolithic upload."""
+    """The image config blob: a mount from where we pushed it before, else check and upload.
 
-    def __init__(self, repository: Repository, image: Image, target: str) -> None:
+    The seed always checked and uploaded configs. We record where each config went in the v2
+    metadata service (keyed by the config digest, with the same HMAC as layers), so a push to
+    another repository of the registry mounts it in one request, under the same rule as
+    layers: never from an entry another account recorded.
+    """
+
+    def __init__(
+        self, repository: Repository, image: Image, ctx_store: Store, target: str, hmac_key: str
+    ) -> None:
         self.repository = repository
         self.image = image
+        self.store = ctx_store
+        self.target = target
+        self.hmac_key = hmac_key
         self.key = f"v2push:{target} config {image.id}"
         self.id = image.id.short
         self.bytes_sent = 0
 
+    def _source(self) -> str | None:
+        from yardarm.push.candidates import mount_candidates
+        from yardarm.store.metadata import check_hmac
+
+        entries = self.store.metadata.get(self.image.id)
+        matches = {i for i, e in enumerate(entries) if check_hmac(e, self.hmac_key)}
+        best = mount_candidates(entries, self.target, matches, 1)
+        return best[0].source_repository.split("/", 1)[1] if best else None
+
     def run(self, attempt: int, cancelled: threading.Event) -> Descriptor:
         size = len(self.image.config_raw)
-        found = self.repository.stat_blob(self.image.id)
-        if found is None:
+        done = Descriptor(self.image.config_media_type, self.image.id, size)
+        source = self._source() if attempt == 1 else None
+        session = None
+        if source is not None:
+            try:
+                answer = self.repository.mount_blob(self.image.id, source, size)
+            except (RegistryError, ProtocolError) as exc:
+                if getattr(exc, "temporary", False):
+                    raise
+                # Refused, or a 201 naming another blob: our own upload is the safe path.
+                log.warning("mount of config %s from %s failed: %s", self.id, source, exc)
+                answer = None
+            if isinstance(answer, Descriptor):
+                return self._record(done)
+            session = answer  # a 202 session (or None: not allowed to read the source)
+        if session is None:
+            if self.repository.stat_blob(self.image.id) is not None:
+                return self._record(done)
             session = self.repository.start_upload()
-            session.commit(self.image.id, self.image.config_raw, length=size)
-            self.bytes_sent += size
-        return Descriptor(self.image.config_media_type, self.image.id, size)
+        session.commit(self.image.id, self.image.config_raw, length=size)
+        self.bytes_sent += size
+        return self._record(done)
+
+    def _record(self, done: Descriptor) -> Descriptor:
+        self.store.metadata.add(
+            self.image.id, self.hmac_key, self.image.id, self.target, done.media_type
+        )
+        return done
 
 
 def _allowed(host: str, registries: tuple[str, ...]) -> bool:
