@@ -208,36 +208,6 @@ def cli_env(store_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-STORE_TABLES = (
-    "refs",
-    "images",
-    "image_layers",
-    "indexes",
-    "index_children",
-    "layers",
-    "layer_blobs",
-    "v2_metadata",
-    "uploads",
-)
-
-
-def store_snapshot(store: Path) -> dict[str, object]:
-    """Every row and every blob file of a store, with sizes and mtimes: 'nothing changed'."""
-    conn = sqlite3.connect(store / "store.db")
-    try:
-        rows = {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}"))) for t in STORE_TABLES}
-    finally:
-        conn.close()
-    files = sorted(
-        (str(p.relative_to(store)), p.stat().st_size, p.stat().st_mtime_ns)
-        for p in (store / "blobs").rglob("*")
-        if p.is_file()
-    )
-    tmp = store / "tmp"
-    temps = sorted(p.name for p in tmp.iterdir()) if tmp.exists() else []
-    return {"rows": rows, "files": files, "tmp": temps}
-
-
 def run_cli(
     args: list[str], store: Path, *, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:

@@ -23,9 +23,9 @@ from reliability.scenario import (
     assert_store_sound,
     cli_env,
     run_cli,
-    store_snapshot,
 )
 from support.imagegen import LayerSpec, write_docker_archive, write_oci_layout
+from support.storecheck import store_snapshot
 
 MiB = 1 << 20
 

@@ -19,8 +19,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from reliability.scenario import assert_store_sound, store_snapshot
+from reliability.scenario import assert_store_sound
 from support.imagegen import LayerSpec, write_docker_archive, write_oci_layout
+from support.storecheck import store_snapshot
 from yardarm.errors import YardarmError
 
 EXAMPLES = int(os.environ.get("YARDARM_FUZZ_EXAMPLES", "60"))

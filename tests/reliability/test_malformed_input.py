@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from reliability.scenario import store_snapshot
 from support.imagegen import LayerSpec, write_oci_layout
+from support.storecheck import store_snapshot
 from yardarm.cli import main
 
 SECRET = "corpus-secret-3b9d"

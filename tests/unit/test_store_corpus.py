@@ -2,41 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from corpus.build import CASES, Case, valid_archive, valid_layout
+from support.storecheck import store_snapshot as snapshot
 from yardarm.cli import main
-
-TABLES = (
-    "refs",
-    "images",
-    "image_layers",
-    "indexes",
-    "index_children",
-    "layers",
-    "layer_blobs",
-    "v2_metadata",
-    "uploads",
-)
-
-
-def snapshot(store: Path) -> dict[str, object]:
-    """Every row and every file of the store (timestamps included: nothing may be touched)."""
-    conn = sqlite3.connect(store / "store.db")
-    try:
-        rows = {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}"))) for t in TABLES}
-    finally:
-        conn.close()
-    files = sorted(
-        (str(p.relative_to(store)), p.stat().st_size, p.stat().st_mtime_ns)
-        for p in (store / "blobs").rglob("*")
-        if p.is_file()
-    )
-    temps = sorted(p.name for p in (store / "tmp").iterdir())
-    return {"rows": rows, "files": files, "tmp": temps}
 
 
 @pytest.fixture(scope="module")
