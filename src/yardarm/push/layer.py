@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from yardarm.store.layers import CompressedBlob
     from yardarm.store.metadata import V2Metadata
 
-__all__ = ["LayerJob", "PushContext", "PushState"]
+__all__ = ["LayerJob", "PushContext", "PushState", "hmac_matches"]
 
 log = logging.getLogger("yardarm.push")
 
@@ -75,7 +75,6 @@ class PushState:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     remote_layers: dict[Digest, Descriptor] = field(default_factory=dict)
-    requests_saved: int = 0
 
     def known(self, diff_id: Digest) -> Descriptor | None:
         with self.lock:
@@ -150,7 +149,7 @@ class LayerJob:
 
         if attempt == 1 or self._session is None:
             for candidate in mount_candidates(entries, ctx.target, matches, limits.mounts):
-                mounted = self._try_mount(candidate, candidate_trusted=True)
+                mounted = self._try_mount(candidate)
                 if mounted is not None:
                     return mounted
 
@@ -225,9 +224,7 @@ class LayerJob:
         )
 
     def _hmac_matches(self, entries: list[V2Metadata]) -> set[int]:
-        from yardarm.store.metadata import check_hmac
-
-        return {i for i, e in enumerate(entries) if check_hmac(e, self.ctx.hmac_key)}
+        return hmac_matches(entries, self.ctx.hmac_key)
 
     def _media_type_for(self, digest: Digest) -> str:
         stored = self.layer.blob
@@ -285,7 +282,7 @@ class LayerJob:
             return result
         return None
 
-    def _try_mount(self, meta: V2Metadata, *, candidate_trusted: bool) -> Descriptor | None:
+    def _try_mount(self, meta: V2Metadata) -> Descriptor | None:
         ctx = self.ctx
         source = meta.source_repository.split("/", 1)[1]
         blob = self.layer.blob
@@ -317,7 +314,7 @@ class LayerJob:
         # Not mounted: the entry proved stale for this registry, when we can trust it was ours.
         from yardarm.store.metadata import check_hmac
 
-        if candidate_trusted and (not meta.hmac or check_hmac(meta, ctx.hmac_key)):
+        if not meta.hmac or check_hmac(meta, ctx.hmac_key):
             ctx.store.metadata.remove(meta)
         if answer is not None:
             self._replace_session(answer)
@@ -520,7 +517,6 @@ class _Rechunker:
         self._chunks = chunks
         self._carry = b""
         self.exhausted = False
-        self._peeked = False
 
     def _fill(self) -> bool:
         if self._carry:
@@ -545,6 +541,13 @@ class _Rechunker:
             yield chunk
         if not self._carry:
             self._fill()
+
+
+def hmac_matches(entries: list[V2Metadata], key: str) -> set[int]:
+    """Indexes of the entries recorded with these credentials (ranking and the mount rule)."""
+    from yardarm.store.metadata import check_hmac
+
+    return {i for i, e in enumerate(entries) if check_hmac(e, key)}
 
 
 def _compression_of(media_type: str) -> str:

@@ -36,7 +36,7 @@ from yardarm.errors import (
 from yardarm.manifest import Descriptor, Index, Manifest
 from yardarm.progress import ProgressCallback, ProgressEvent, null_progress
 from yardarm.push.compress import Compression
-from yardarm.push.layer import LayerJob, PushContext, PushState
+from yardarm.push.layer import LayerJob, PushContext, PushState, hmac_matches
 from yardarm.reference import Reference
 from yardarm.transfer import Job, TransferManager
 
@@ -444,11 +444,11 @@ class _ConfigJob:
     """
 
     def __init__(
-        self, repository: Repository, image: Image, ctx_store: Store, target: str, hmac_key: str
+        self, repository: Repository, image: Image, store: Store, target: str, hmac_key: str
     ) -> None:
         self.repository = repository
         self.image = image
-        self.store = ctx_store
+        self.store = store
         self.target = target
         self.hmac_key = hmac_key
         self.key = f"v2push:{target} config {image.id}"
@@ -457,11 +457,9 @@ class _ConfigJob:
 
     def _source(self) -> str | None:
         from yardarm.push.candidates import mount_candidates
-        from yardarm.store.metadata import check_hmac
 
         entries = self.store.metadata.get(self.image.id)
-        matches = {i for i, e in enumerate(entries) if check_hmac(e, self.hmac_key)}
-        best = mount_candidates(entries, self.target, matches, 1)
+        best = mount_candidates(entries, self.target, hmac_matches(entries, self.hmac_key), 1)
         return best[0].source_repository.split("/", 1)[1] if best else None
 
     def run(self, attempt: int, cancelled: threading.Event) -> Descriptor:
